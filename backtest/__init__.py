@@ -1,0 +1,1 @@
+"""Offline replay, synthetic data and evaluation of the online models."""

@@ -1,0 +1,246 @@
+"""Offline replay: input files -> the live engine -> outputs.jsonl.gz + report.json.
+
+Files are merged in event time on (ts, file index, line number), so ties keep a
+stable order. Each line is decoded by the live decoder; lines it rejects are counted
+by reason, as the live dead-letter topic would count them. Campaign lines (no `ts`)
+take the time of the line before them in their file, so a campaigns file without
+times applies before every event.
+
+The engine runs with top_k = max(top_k, 20) so next-item quality can be read @20;
+recommendations are cut back to `top_k` before they are written. A top-k list is a
+prefix of the longer one (stable nlargest), so outputs are byte-identical to a run
+with `top_k` itself; only the recommender's coverage counter differs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import orjson
+
+from backtest.bidsim import BidBook, BidSimParams, Impression, Order, simulate
+from backtest.jsonl import iter_lines
+from backtest.nextitem import CUTOFFS, NextItemEval
+from backtest.report import ScoreTimeline, model_section, write_report
+from online_models.config import HOUR_MS, EngineConfig
+from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
+from online_models.events import AdImpression, ClickEvent, OrderEvent
+from online_models.outputs import BidAdjustment, Recommendation
+from online_models.runner import Runner
+
+_PREFIX = b'{"topic":"'
+OUTPUT_TOPICS = {Recommendation: "recommendations", BidAdjustment: "bid-adjustments"}
+EVAL_K = max(CUTOFFS)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    partitions: int = 4
+    top_k: int | None = None  # None: the engine default
+    limit: int | None = None  # stop after this many merged input lines
+    progress: bool = False
+    bucket_ms: int = HOUR_MS
+    bidsim: BidSimParams = field(default_factory=BidSimParams)
+
+
+def _topic(line: bytes) -> str | None:
+    # Importers and write_events put `topic` first: skip a second JSON parse for it.
+    if line.startswith(_PREFIX):
+        end = line.find(b'"', len(_PREFIX))
+        return line[len(_PREFIX) : end].decode() if end > 0 else None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    topic = obj.get("topic") if isinstance(obj, dict) else None
+    return topic if isinstance(topic, str) else None
+
+
+def read_file(path: str | Path, index: int, invalid: Counter[str],
+              disorder: Counter[str]) -> Iterator[tuple[int, int, int, str, Any]]:
+    """(ts, file index, line number, topic, decoded event) of one file's valid lines."""
+    last = 0
+    for number, line in enumerate(iter_lines(path)):
+        topic = _topic(line)
+        if topic is None:
+            invalid["missing_topic"] += 1
+            continue
+        if topic not in EVENT_TYPES:
+            invalid["unknown_topic"] += 1
+            continue
+        try:
+            ev = decode_input(topic, line)
+        except DecodeError as exc:
+            invalid[exc.reason] += 1
+            continue
+        ts = last if topic == CAMPAIGNS else ev.ts
+        if ts < last:
+            disorder[str(path)] += 1  # heapq.merge needs sorted files; counted, not fixed
+        last = max(last, ts)
+        yield ts, index, number, topic, ev
+
+
+def merged(paths: Sequence[str | Path], invalid: Counter[str],
+           disorder: Counter[str]) -> Iterator[tuple[int, int, int, str, Any]]:
+    # (ts, file, line) is unique, so tuples never compare the events themselves.
+    return heapq.merge(*(read_file(p, i, invalid, disorder) for i, p in enumerate(paths)))
+
+
+class Progress:
+    """A one-line counter on stderr, redrawn at most every 0.2 s."""
+
+    def __init__(self, stream: IO[str], enabled: bool) -> None:
+        self.stream, self.enabled, self.shown = stream, enabled, 0.0
+        self.start = time.perf_counter()
+
+    def update(self, events: int, ts: int) -> None:
+        now = time.perf_counter()
+        if self.enabled and now - self.shown >= 0.2:
+            self.shown = now
+            rate = events / max(now - self.start, 1e-9)
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts / 1000))
+            self.stream.write(f"\rreplay: {events:,} events  {rate:,.0f} ev/s  at {when}")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def progress_enabled(stream: IO[str], quiet: bool) -> bool:
+    return not quiet and hasattr(stream, "isatty") and stream.isatty()
+
+
+def replay(paths: Sequence[str | Path], out_dir: str | Path,
+           options: ReplayOptions | None = None) -> dict[str, Any]:
+    """Replay `paths`; write outputs.jsonl.gz and report.json to `out_dir`; return the report."""
+    opts = options or ReplayOptions()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = EngineConfig(partitions=opts.partitions)
+    top_k = opts.top_k if opts.top_k is not None else base.top_k
+    cfg = replace(base, top_k=max(top_k, EVAL_K))
+    runner = Runner(cfg)
+    engines = runner.engines
+    invalid: Counter[str] = Counter()
+    disorder: Counter[str] = Counter()
+    by_topic: Counter[str] = Counter()
+    out_topics: Counter[str] = Counter()
+    recs = NextItemEval(opts.bucket_ms)
+    timeline = ScoreTimeline(opts.bucket_ms)
+    book = BidBook()
+    imps: list[Impression] = []
+    clicks: list[tuple[str, str, int]] = []
+    orders: list[Order] = []
+    progress = Progress(sys.stderr, opts.progress)
+    first_ts = last_ts = None
+    labels = 0
+    started = time.perf_counter()
+    tmp = out / "outputs.jsonl.gz.tmp"
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                               compresslevel=6, mtime=0) as sink:
+        chunk: list[bytes] = []
+        to_builtins, dumps = msgspec.to_builtins, orjson.dumps
+        for n, (ts, _, _, topic, ev) in enumerate(merged(paths, invalid, disorder)):
+            if opts.limit is not None and n >= opts.limit:
+                break
+            by_topic[topic] += 1
+            if topic == CAMPAIGNS:
+                runner.set_campaign(ev)
+                continue
+            if first_ts is None:
+                first_ts = ts
+            last_ts = ts
+            timeline.tick(ts, engines)
+            user = ev.user_id
+            if isinstance(ev, ClickEvent):
+                if ev.item_id is not None:
+                    recs.observe(user, ts, (ev.item_id,))
+                if ev.type == "ad_click" and ev.impression_id is not None:
+                    clicks.append((ev.impression_id, user, ts))
+            elif isinstance(ev, OrderEvent):
+                if ev.status == "placed":
+                    recs.observe(user, ts, [i.item_id for i in ev.items])
+                    orders.append(Order(ts, user, float(ev.total or 0.0)))
+            elif isinstance(ev, AdImpression):
+                mult = book.multiplier(user, ev.campaign_id, runner.partition(user), ts)
+                imps.append(Impression(ts, ev.impression_id, user, ev.campaign_id, ev.bid,
+                                       ev.cost, mult))
+            result = runner.feed(topic, ev)
+            labels += result.labels
+            for output in result.outputs:
+                if isinstance(output, Recommendation):
+                    ids = [i.item_id for i in output.items]
+                    current = ev.item_id if isinstance(ev, ClickEvent) else None
+                    trend = engines[runner.partition(user)].recommender.trending_items(
+                        EVAL_K + 1)
+                    recs.recommend(user, ts, ids, [i for i in trend if i != current][:EVAL_K])
+                    if len(output.items) > top_k:
+                        output = msgspec.structs.replace(output, items=output.items[:top_k])
+                else:
+                    book.record(output)
+                out_topics[OUTPUT_TOPICS[type(output)]] += 1
+                chunk.append(dumps(to_builtins(output)))
+            if len(chunk) >= 4096:
+                chunk.append(b"")
+                sink.write(b"\n".join(chunk))
+                chunk.clear()
+            if not n & 0x3FF:
+                progress.update(n, ts)
+        if chunk:
+            chunk.append(b"")
+            sink.write(b"\n".join(chunk))
+    tmp.replace(out / "outputs.jsonl.gz")
+    progress.close()
+    seconds = time.perf_counter() - started
+    events = sum(v for k, v in by_topic.items() if k != CAMPAIGNS)
+    report: dict[str, Any] = {
+        "schema_version": 1,
+        "inputs": [str(p) for p in paths],
+        "settings": {"partitions": opts.partitions, "top_k": top_k, "engine_top_k": cfg.top_k,
+                     "limit": opts.limit, "bucket_ms": opts.bucket_ms},
+        "counts": {
+            "events_by_topic": dict(sorted(by_topic.items())),
+            "invalid_by_reason": dict(sorted(invalid.items())),
+            "out_of_order_by_file": dict(sorted(disorder.items())),
+            "outputs_by_topic": dict(sorted(out_topics.items())),
+            "labels": labels,
+            "attribution": _attribution_counters(runner),
+            "active_users": runner.active_users(),
+        },
+        "window": {"first_ts": first_ts, "last_ts": last_ts},
+        "models": model_section(engines, timeline, last_ts or 0),
+        "recommendations": recs.summary(),
+        "bidding": simulate(imps, clicks, orders, opts.bidsim),
+        "performance": {
+            "seconds": round(seconds, 3),
+            "events_per_second": round(events / seconds, 1) if seconds > 0 else 0.0,
+            "peak_memory_mb": round(peak_rss_mb(), 1),
+        },
+    }
+    write_report(out / "report.json", report)
+    return report
+
+
+def _attribution_counters(runner: Runner) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for engine in runner.engines:
+        total.update(engine.attribution.counters)
+    return dict(sorted(total.items()))
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024

@@ -1,0 +1,213 @@
+"""Label joining in event time: impression -> click -> order.
+
+An impression opens a click window; its `ad_click` inside the window is a positive
+click label, and the window closing without one a negative. A click opens a
+conversion window; the user's next order inside it (last touch) is a positive
+conversion label with its revenue, and the window closing without one a negative.
+
+Windows close on the watermark (latest event time minus allowed lateness), never on
+a wall clock, so a replay produces the same labels. A click that arrives before its
+impression, or an order before its click (three topics are read concurrently), is
+held until the watermark passes it, so small cross-topic skew does not lose labels.
+
+>>> a = Attribution(click_window=100, conversion_window=1000, lateness=10)
+>>> a.add_impression("i1", "u", "c1", ts=0, x={"bias": 1.0}, cost=0.5)
+[]
+>>> [(l.kind, l.y) for l in a.click("u", "i1", ts=50)]
+[('click', True)]
+>>> a.add_impression("i2", "u", "c1", ts=60, x={"bias": 1.0}, cost=0.5)
+[]
+>>> a.observe(400)   # watermark 390 closes i2's click window (60 + 100)
+>>> [(l.kind, l.y, l.impression_id) for l in a.expire()]
+[('click', False, 'i2')]
+>>> [(l.kind, l.y, l.revenue) for l in a.order("u", ts=500, revenue=80.0)]
+[('conversion', True, 80.0)]
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+
+class Label:
+    """A resolved training example for the click or conversion model."""
+
+    __slots__ = ("campaign_id", "impression_id", "kind", "revenue", "ts", "user_id", "x", "y")
+
+    def __init__(self, kind: str, y: bool, pending: Pending, ts: int, revenue: float = 0.0):
+        self.kind = kind
+        self.y = y
+        self.x = pending.x
+        self.campaign_id = pending.campaign_id
+        self.impression_id = pending.impression_id
+        self.user_id = pending.user_id
+        self.ts = ts
+        self.revenue = revenue
+
+
+class Pending:
+    """An impression waiting for its click, or a click waiting for an order."""
+
+    __slots__ = ("campaign_id", "cost", "impression_id", "ts", "user_id", "x")
+
+    def __init__(self, impression_id: str, user_id: str, campaign_id: str, ts: int,
+                 x: dict[str, float], cost: float) -> None:
+        self.impression_id = impression_id
+        self.user_id = user_id
+        self.campaign_id = campaign_id
+        self.ts = ts
+        self.x = x
+        self.cost = cost
+
+    def to_state(self) -> list[Any]:
+        return [self.impression_id, self.user_id, self.campaign_id, self.ts, self.x, self.cost]
+
+    @classmethod
+    def from_state(cls, s: list[Any]) -> Pending:
+        return cls(str(s[0]), str(s[1]), str(s[2]), int(s[3]), dict(s[4]), float(s[5]))
+
+
+class Attribution:
+    def __init__(self, click_window: int, conversion_window: int, lateness: int,
+                 max_pending: int = 200_000, max_clicks_per_user: int = 5) -> None:
+        self.click_window = click_window
+        self.conversion_window = conversion_window
+        self.lateness = lateness
+        self.max_pending = max_pending
+        self.max_clicks_per_user = max_clicks_per_user
+        self.max_ts = 0
+        self.impressions: dict[str, Pending] = {}
+        self.clicks: dict[str, list[Pending]] = {}
+        self.early_clicks: dict[str, int] = {}  # impression_id -> click ts
+        self.early_orders: dict[str, list[tuple[int, float]]] = {}  # user -> (ts, revenue)
+        self.deadlines: list[tuple[int, int, str, str]] = []  # (due, seq, kind, key)
+        self.seq = 0
+        self.counters = {"late_clicks": 0, "evicted": 0}
+
+    @property
+    def watermark(self) -> int:
+        return self.max_ts - self.lateness
+
+    def observe(self, ts: int) -> None:
+        if ts > self.max_ts:
+            self.max_ts = ts
+
+    def _due(self, due: int, kind: str, key: str) -> None:
+        self.seq += 1
+        heapq.heappush(self.deadlines, (due, self.seq, kind, key))
+
+    def add_impression(self, impression_id: str, user_id: str, campaign_id: str, ts: int,
+                       x: dict[str, float], cost: float) -> list[Label]:
+        pending = Pending(impression_id, user_id, campaign_id, ts, x, cost)
+        click_ts = self.early_clicks.pop(impression_id, None)
+        if click_ts is not None and 0 <= click_ts - ts <= self.click_window:
+            return [Label("click", True, pending, click_ts), *self._open_click(pending, click_ts)]
+        if len(self.impressions) >= self.max_pending:
+            self._evict_oldest()
+        self.impressions[impression_id] = pending
+        self._due(ts + self.click_window, "imp", impression_id)
+        return []
+
+    def click(self, user_id: str, impression_id: str, ts: int) -> list[Label]:
+        pending = self.impressions.get(impression_id)
+        if pending is None:
+            if ts >= self.watermark:
+                self.early_clicks[impression_id] = ts
+                self._due(ts + self.lateness, "early_click", impression_id)
+            else:
+                self.counters["late_clicks"] += 1
+            return []
+        if pending.user_id != user_id or not 0 <= ts - pending.ts <= self.click_window:
+            return []
+        del self.impressions[impression_id]
+        return [Label("click", True, pending, ts), *self._open_click(pending, ts)]
+
+    def _open_click(self, pending: Pending, ts: int) -> list[Label]:
+        pending.ts = ts
+        for i, (order_ts, revenue) in enumerate(self.early_orders.get(pending.user_id, [])):
+            if 0 <= order_ts - ts <= self.conversion_window:
+                del self.early_orders[pending.user_id][i]
+                return [Label("conversion", True, pending, order_ts, revenue)]
+        clicks = self.clicks.setdefault(pending.user_id, [])
+        clicks.append(pending)
+        if len(clicks) > self.max_clicks_per_user:
+            clicks.pop(0)
+            self.counters["evicted"] += 1
+        self._due(ts + self.conversion_window, "click", pending.user_id)
+        return []
+
+    def order(self, user_id: str, ts: int, revenue: float) -> list[Label]:
+        clicks = self.clicks.get(user_id, [])
+        best = None
+        for c in clicks:
+            if 0 <= ts - c.ts <= self.conversion_window and (best is None or c.ts > best.ts):
+                best = c
+        if best is None:
+            if ts >= self.watermark:
+                self.early_orders.setdefault(user_id, []).append((ts, revenue))
+                self._due(ts + self.lateness, "early_order", user_id)
+            return []
+        clicks.remove(best)
+        if not clicks:
+            del self.clicks[user_id]
+        return [Label("conversion", True, best, ts, revenue)]
+
+    def expire(self) -> list[Label]:
+        """Close every window the watermark has passed; return the negative labels."""
+        out: list[Label] = []
+        wm = self.watermark
+        while self.deadlines and self.deadlines[0][0] < wm:
+            due, _, kind, key = heapq.heappop(self.deadlines)
+            if kind == "imp":
+                p = self.impressions.get(key)
+                if p is not None and p.ts + self.click_window == due:
+                    del self.impressions[key]
+                    out.append(Label("click", False, p, due))
+            elif kind == "click":
+                out.extend(self._expire_clicks(key, wm))
+            elif kind == "early_click":
+                self.early_clicks.pop(key, None)
+            else:
+                orders = [o for o in self.early_orders.get(key, []) if o[0] + self.lateness >= wm]
+                if orders:
+                    self.early_orders[key] = orders
+                else:
+                    self.early_orders.pop(key, None)
+        return out
+
+    def _expire_clicks(self, user_id: str, wm: int) -> list[Label]:
+        clicks = self.clicks.get(user_id, [])
+        done = [c for c in clicks if c.ts + self.conversion_window < wm]
+        if done:
+            keep = [c for c in clicks if c.ts + self.conversion_window >= wm]
+            if keep:
+                self.clicks[user_id] = keep
+            else:
+                del self.clicks[user_id]
+        return [Label("conversion", False, c, c.ts + self.conversion_window) for c in done]
+
+    def _evict_oldest(self) -> None:
+        oldest = min(self.impressions.values(), key=lambda p: (p.ts, p.impression_id))
+        del self.impressions[oldest.impression_id]
+        self.counters["evicted"] += 1
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "max_ts": self.max_ts, "seq": self.seq, "deadlines": self.deadlines,
+            "impressions": [p.to_state() for p in self.impressions.values()],
+            "clicks": {u: [c.to_state() for c in cs] for u, cs in self.clicks.items()},
+            "early_clicks": self.early_clicks, "early_orders": self.early_orders,
+            "counters": self.counters,
+        }
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        self.max_ts, self.seq = int(s["max_ts"]), int(s["seq"])
+        self.deadlines = [(int(d), int(q), str(k), str(key)) for d, q, k, key in s["deadlines"]]
+        heapq.heapify(self.deadlines)
+        self.impressions = {p[0]: Pending.from_state(p) for p in s["impressions"]}
+        self.clicks = {u: [Pending.from_state(c) for c in cs] for u, cs in s["clicks"].items()}
+        self.early_clicks = {k: int(v) for k, v in s["early_clicks"].items()}
+        self.early_orders = {u: [(int(t), float(r)) for t, r in v]
+                             for u, v in s["early_orders"].items()}
+        self.counters = {k: int(v) for k, v in s["counters"].items()}

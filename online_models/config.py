@@ -1,0 +1,59 @@
+"""Hyperparameters of the domain, as one frozen object of constructor arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything tunable in the domain; times in milliseconds of event time."""
+
+    partitions: int = 4
+    half_life_ms: int = 7 * DAY_MS  # decayed counts and category affinity
+    session_gap_ms: int = 30 * MINUTE_MS
+    profile_ttl_ms: int = 30 * DAY_MS
+    max_categories: int = 24
+    max_recent_items: int = 20
+    max_purchased: int = 30
+    max_user_campaigns: int = 8
+    click_window_ms: int = 30 * MINUTE_MS
+    conversion_window_ms: int = 24 * HOUR_MS
+    allowed_lateness_ms: int = 5 * MINUTE_MS
+    max_pending_impressions: int = 200_000
+    max_pending_clicks_per_user: int = 5
+    hash_bits: int = 18
+    learning_rate: float = 0.05
+    l2: float = 1e-5
+    segments: int = 4
+    top_k: int = 10
+    rec_interval_ms: int = 30_000
+    covis_half_life_ms: int = 3 * DAY_MS
+    trending_half_life_ms: int = 6 * HOUR_MS
+    covis_neighbors: int = 40
+    covis_lookback: int = 5
+    max_items: int = 200_000
+    exclude_purchased_ms: int = 7 * DAY_MS
+    bid_threshold: float = 0.1
+    campaign_active_ms: int = HOUR_MS
+    bid_ttl_s: int = 900
+    pacing_gain: float = 0.8
+    pacing_min: float = 0.0
+    pacing_max: float = 2.0
+    pacing_threshold: float = 0.05
+    snapshot_every_events: int = 2000
+
+    def with_overrides(self, overrides: dict[str, Any]) -> EngineConfig:
+        """Override fields by name, coercing to each field's type (used by settings)."""
+        kinds = {f.name: f.type for f in fields(self)}
+        clean = {}
+        for key, value in overrides.items():
+            if key not in kinds:
+                raise KeyError(f"unknown domain setting {key!r}")
+            clean[key] = int(value) if kinds[key] in ("int", int) else float(value)
+        return replace(self, **clean)

@@ -1,0 +1,126 @@
+"""Bytes from a topic to a typed event, or a dead-letter reason. Never unpickles.
+
+>>> decode_input("clickstream", b'{"event_id":"e","ts":1511658000,"user_id":"u","type":"search"}')
+ClickEvent(event_id='e', ts=1511658000000, user_id='u', type='search')
+>>> decode_input("orders", b"not json")
+Traceback (most recent call last):
+...
+online_models.decode.DecodeError: not_json: input is not valid JSON
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import msgspec
+import orjson
+
+from online_models.events import (
+    AdImpression,
+    Campaign,
+    ClickEvent,
+    InputEvent,
+    OrderEvent,
+    normalize,
+)
+from online_models.timeparse import TimestampError
+
+CLICKSTREAM: Final = "clickstream"
+ORDERS: Final = "orders"
+IMPRESSIONS: Final = "ad-impressions"
+CAMPAIGNS: Final = "campaigns"
+
+# Logical stream -> event type. Topic names are configurable; the shell maps each
+# configured topic to one of these logical names before decoding.
+EVENT_TYPES: Final[dict[str, type[Any]]] = {
+    CLICKSTREAM: ClickEvent,
+    ORDERS: OrderEvent,
+    IMPRESSIONS: AdImpression,
+    CAMPAIGNS: Campaign,
+}
+_FAST: Final = {name: msgspec.json.Decoder(t) for name, t in EVENT_TYPES.items()}
+
+DEFAULT_MAX_BYTES: Final = 64 * 1024
+
+# Reasons, stable strings used as the dead-letter `reason` and as a metric label.
+REASONS: Final = (
+    "oversized",
+    "pickle_payload",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "unknown_type",
+    "negative_value",
+    "bad_timestamp",
+    "too_many_items",
+    "invalid_value",
+)
+
+
+class DecodeError(ValueError):
+    """An input that cannot be processed; `reason` is one of REASONS."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.detail = message
+
+
+def decode_input(stream: str, raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Decode one record of logical `stream`; raise DecodeError with a reason."""
+    if len(raw) > max_bytes:
+        raise DecodeError("oversized", f"{len(raw)} bytes exceed the limit of {max_bytes}")
+    try:
+        # Fast path: one pass that parses and validates; errors are re-diagnosed below.
+        return _FAST[stream].decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    return _diagnose(stream, raw)
+
+
+def decode_dict(stream: str, obj: dict[str, Any]) -> InputEvent | Campaign:
+    """Validate an already-parsed object (used by importers and tests)."""
+    try:
+        return msgspec.convert(normalize(obj), EVENT_TYPES[stream])  # type: ignore[no-any-return]
+    except TimestampError as exc:
+        raise DecodeError("bad_timestamp", str(exc)) from None
+    except msgspec.ValidationError as exc:
+        raise DecodeError(_classify(str(exc)), str(exc)) from None
+
+
+def _diagnose(stream: str, raw: bytes) -> Any:
+    if _looks_pickled(raw):
+        raise DecodeError("pickle_payload", "input looks like a Python pickle; refused")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise DecodeError("not_json", "input is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise DecodeError("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    return decode_dict(stream, obj)
+
+
+def _looks_pickled(raw: bytes) -> bool:
+    # Protocol 2+ starts with PROTO (0x80) and a version byte; 0/1 end with STOP ('.').
+    return (len(raw) >= 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5) or (
+        raw[:1] in (b"(", b"]", b"}", b"c") and raw.rstrip().endswith(b".")
+    )
+
+
+_RULES: Final = (
+    (re.compile(r"missing required field"), "missing_field"),
+    (re.compile(r"Invalid enum value|Expected `str` matching|literal", re.I), "unknown_type"),
+    (re.compile(r"timestamp|time zone", re.I), "bad_timestamp"),
+    (re.compile(r"too many items"), "too_many_items"),
+    (re.compile(r"must be within 0|must be positive|must not be negative"), "negative_value"),
+    (re.compile(r"^Expected `"), "wrong_type"),
+)
+
+
+def _classify(message: str) -> str:
+    for pattern, reason in _RULES:
+        if pattern.search(message):
+            return reason
+    return "invalid_value"

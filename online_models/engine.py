@@ -1,0 +1,257 @@
+"""One partition's worth of domain logic: the single code path that the live Faust
+agents and the offline replay both run.
+
+State is passed in and returned: the caller owns per-user state (a Faust table live,
+a dict offline) and hands it over with each event; the engine owns what is shared
+by the users of its partition (models, co-visitation, attribution, pacing).
+
+>>> from online_models.events import ClickEvent
+>>> eng = PartitionEngine(EngineConfig(partitions=1), partition=0)
+>>> ev = ClickEvent(event_id="e1", ts=1_700_000_000_000, user_id="u1", type="view",
+...                 item_id="i1", category="shoes")
+>>> result = eng.process("clickstream", ev, None, offset=0)
+>>> result.state.profile.totals, result.duplicate
+({'view': 1}, False)
+>>> eng.process("clickstream", ev, result.state, offset=0).duplicate   # redelivery
+True
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from online_models.attribution import Attribution, Label
+from online_models.bidding import Pacer, ValueAverage, clip_multiplier
+from online_models.config import EngineConfig
+from online_models.events import AdImpression, Campaign, ClickEvent, InputEvent, OrderEvent
+from online_models.features import impression_features
+from online_models.learner import Models
+from online_models.outputs import BidAdjustment, Output, Recommendation, RecommendedItem, stable_id
+from online_models.profile import apply_click, apply_impression, apply_order
+from online_models.recommend import Recommender
+from online_models.segments import Segmenter
+from online_models.state import UserState
+
+REC_TRIGGERS = frozenset({"view", "add_to_cart"})
+# Events that move a bid's inputs enough to re-price; views alone barely do, and
+# re-pricing on each would dominate the cost of the pipeline.
+BID_TRIGGERS = frozenset({"ad_click", "add_to_cart", "click", "wishlist"})
+ITEM_WEIGHTS = {"view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0}
+ORDER_ITEM_WEIGHT = 5.0
+
+
+class Result:
+    """What one event did: the user's new state, outputs to send, users to forget."""
+
+    __slots__ = ("duplicate", "expired", "labels", "outputs", "state")
+
+    def __init__(self, state: UserState, outputs: list[Output], expired: list[str],
+                 labels: int = 0, duplicate: bool = False) -> None:
+        self.state = state
+        self.outputs = outputs
+        self.expired = expired
+        self.labels = labels
+        self.duplicate = duplicate
+
+
+class PartitionEngine:
+    def __init__(self, cfg: EngineConfig, partition: int,
+                 campaigns: Mapping[str, Campaign] | None = None) -> None:
+        self.cfg = cfg
+        self.partition = partition
+        self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
+        self.attribution = Attribution(
+            cfg.click_window_ms, cfg.conversion_window_ms, cfg.allowed_lateness_ms,
+            cfg.max_pending_impressions, cfg.max_pending_clicks_per_user)
+        self.models = Models(cfg.learning_rate, cfg.l2)
+        self.segmenter = Segmenter(cfg.segments)
+        self.recommender = Recommender(
+            cfg.covis_neighbors, cfg.covis_lookback, cfg.covis_half_life_ms,
+            cfg.trending_half_life_ms, cfg.max_items)
+        self.pacer = Pacer(cfg.pacing_gain, cfg.pacing_min, cfg.pacing_max,
+                           cfg.pacing_threshold, cfg.partitions)
+        self.values = ValueAverage()
+        self.costs = ValueAverage()
+        self.activity: OrderedDict[str, int] = OrderedDict()
+        self.events = 0
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        known = self.campaigns.get(campaign_id)
+        return known if known is not None else Campaign(campaign_id=campaign_id)
+
+    # The one entry point -------------------------------------------------------
+    def process(self, source: str, ev: InputEvent, state: UserState | None,
+                offset: int | None = None) -> Result:
+        """Apply one input event; `offset` (live: the Kafka offset) makes it idempotent."""
+        user = ev.user_id
+        if state is None:
+            state = UserState.new(user)
+        elif offset is not None and offset <= state.applied.get(source, -1):
+            return Result(state, [], [], duplicate=True)
+        self.events += 1
+        self.attribution.observe(ev.ts)
+        outputs: list[Output] = []
+        source_id = f"{source}:{ev.event_id}"
+        reprice = True
+        if isinstance(ev, ClickEvent):
+            labels = self._click(ev, state)
+            if ev.type in REC_TRIGGERS:
+                self._recommend(state, ev.ts, source_id, outputs, ev.item_id)
+            reprice = ev.type in BID_TRIGGERS
+        elif isinstance(ev, OrderEvent):
+            labels = self._order(ev, state)
+            if ev.status == "placed":
+                self._recommend(state, ev.ts, source_id, outputs, None)
+        else:
+            labels = self._impression(ev, state, source_id, outputs)
+        labels.extend(self.attribution.expire())
+        self.models.learn(labels)
+        if reprice and state.campaigns:
+            self._bid(state, ev.ts, source_id, outputs)
+        if offset is not None:
+            state.applied[source] = offset
+        self.activity[user] = max(ev.ts, self.activity.pop(user, 0))
+        return Result(state, outputs, self._expired(), len(labels))
+
+    # Per event type -------------------------------------------------------------
+    def _click(self, ev: ClickEvent, state: UserState) -> list[Label]:
+        p = state.profile
+        if ev.item_id is not None and ev.type in ITEM_WEIGHTS:
+            since = ev.ts - self.cfg.session_gap_ms
+            previous = [str(i) for i, t in p.recent_items[-self.cfg.covis_lookback :]
+                        if int(t) >= since]
+            self.recommender.observe_item(ev.item_id, ev.category, ev.ts, ITEM_WEIGHTS[ev.type])
+            self.recommender.observe_pair(previous, ev.item_id, ev.ts)
+        apply_click(p, ev, self.cfg)
+        if ev.type == "ad_click" and ev.impression_id is not None:
+            return self.attribution.click(ev.user_id, ev.impression_id, ev.ts)
+        return []
+
+    def _order(self, ev: OrderEvent, state: UserState) -> list[Label]:
+        p = state.profile
+        apply_order(p, ev, self.cfg)
+        if ev.status != "placed":
+            return []
+        for item in ev.items:
+            self.recommender.observe_item(item.item_id, item.category, ev.ts, ORDER_ITEM_WEIGHT)
+        p.segment = self.segmenter.assign(p.rfm(ev.ts))
+        return self.attribution.order(ev.user_id, ev.ts, float(ev.total or 0.0))
+
+    def _impression(self, ev: AdImpression, state: UserState, source_id: str,
+                    outputs: list[Output]) -> list[Label]:
+        p = state.profile
+        x = impression_features(p, ev.campaign_id, ev.placement, ev.context, ev.ts,
+                                self.cfg.hash_bits)
+        apply_impression(p, ev, self.cfg)
+        state.campaigns[ev.campaign_id] = [
+            ev.ts, ev.placement or "-", str(ev.context.get("device", "-")),
+            str(ev.context.get("region", "-"))]
+        if len(state.campaigns) > self.cfg.max_user_campaigns:
+            oldest = min(state.campaigns, key=lambda c: (int(state.campaigns[c][0]), c))
+            del state.campaigns[oldest]
+            state.bids.pop(oldest, None)
+        campaign = self.campaign(ev.campaign_id)
+        self.costs.update(ev.campaign_id, ev.cost)
+        self.pacer.spend(campaign, ev.cost, ev.ts)
+        if self.pacer.moved(ev.campaign_id):
+            outputs.append(self._pacing_update(campaign, ev.ts, source_id))
+        return self.attribution.add_impression(
+            ev.impression_id, ev.user_id, ev.campaign_id, ev.ts, x, ev.cost)
+
+    # Outputs --------------------------------------------------------------------
+    def _recommend(self, state: UserState, ts: int, source_id: str, outputs: list[Output],
+                   current: str | None) -> None:
+        if state.last_rec_ts and ts - state.last_rec_ts < self.cfg.rec_interval_ms:
+            return
+        p = state.profile
+        since = ts - self.cfg.exclude_purchased_ms
+        exclude = {str(i) for i, t in p.purchased if int(t) >= since}
+        if current is not None:
+            exclude.add(current)
+        recent = [str(i) for i, _ in p.recent_items]
+        items, strategy = self.recommender.recommend(
+            recent, p.categories, exclude, self.cfg.top_k, ts)
+        if not items:
+            return
+        state.last_rec_ts = ts
+        outputs.append(Recommendation(
+            event_id=stable_id("rec", source_id), ts=ts, user_id=p.user_id,
+            items=[RecommendedItem(i, s) for i, s in items], strategy=strategy,
+            model_version=self.models.version(self.partition), source_event_id=source_id))
+
+    def _bid(self, state: UserState, ts: int, source_id: str, outputs: list[Output]) -> None:
+        p = state.profile
+        for campaign_id, (last_ts, placement, device, region) in sorted(state.campaigns.items()):
+            if ts - int(last_ts) > self.cfg.campaign_active_ms:
+                continue
+            campaign = self.campaign(campaign_id)
+            x = impression_features(p, campaign_id, str(placement),
+                                    {"device": device, "region": region}, ts, self.cfg.hash_bits)
+            p_click, p_conv, revenue = self.models.predict(x)
+            value = p_click * p_conv * revenue / campaign.target_roas
+            average = self.values.update(campaign_id, value)
+            pacing = self.pacer.factor(campaign_id)
+            multiplier = round(clip_multiplier(value, average, campaign) * pacing, 6)
+            previous = state.bids.get(campaign_id)
+            if previous is not None and abs(multiplier - previous) <= self.cfg.bid_threshold * max(
+                    previous, 0.05):
+                continue
+            state.bids[campaign_id] = multiplier
+            cost = self.costs.means.get(campaign_id, 0.0)
+            outputs.append(BidAdjustment(
+                event_id=stable_id("bid", source_id, campaign_id), ts=ts, user_id=p.user_id,
+                campaign_id=campaign_id, multiplier=multiplier, p_click=round(p_click, 6),
+                p_conversion=round(p_conv, 6), expected_revenue=round(revenue, 4),
+                expected_roas=round(p_click * p_conv * revenue / cost, 6) if cost > 0 else None,
+                pacing_factor=pacing, reason="new" if previous is None else "value_moved",
+                ttl_s=self.cfg.bid_ttl_s, model_version=self.models.version(self.partition),
+                source_event_id=source_id, shard=self.partition, shards=self.cfg.partitions))
+
+    def _pacing_update(self, campaign: Campaign, ts: int, source_id: str) -> BidAdjustment:
+        factor = self.pacer.factor(campaign.campaign_id)
+        return BidAdjustment(
+            event_id=stable_id("pace", source_id, campaign.campaign_id), ts=ts, user_id=None,
+            campaign_id=campaign.campaign_id, multiplier=factor, p_click=None,
+            p_conversion=None, expected_revenue=None, expected_roas=None, pacing_factor=factor,
+            reason="budget_exhausted" if factor == 0 else "pacing", ttl_s=self.cfg.bid_ttl_s,
+            model_version=self.models.version(self.partition), source_event_id=source_id,
+            shard=self.partition, shards=self.cfg.partitions)
+
+    def _expired(self) -> list[str]:
+        """Users idle for longer than the profile TTL, in event time."""
+        cutoff = self.attribution.watermark - self.cfg.profile_ttl_ms
+        out = []
+        while self.activity:
+            user, last = next(iter(self.activity.items()))
+            if last >= cutoff:
+                break
+            del self.activity[user]
+            out.append(user)
+        return out
+
+    def touch(self, user_id: str, last_seen: int) -> None:
+        """Register a user restored from the table, so that TTL expiry covers it."""
+        self.activity[user_id] = last_seen
+        self.activity.move_to_end(user_id)
+
+    # Snapshots ------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "partition": self.partition, "events": self.events,
+            "models": self.models.to_state(), "segmenter": self.segmenter.to_state(),
+            "recommender": self.recommender.to_state(),
+            "attribution": self.attribution.to_state(), "pacer": self.pacer.to_state(),
+            "values": self.values.means, "costs": self.costs.means,
+        }
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        self.events = int(s["events"])
+        self.models.load_state(s["models"])
+        self.segmenter = Segmenter.from_state(s["segmenter"])
+        self.recommender.load_state(s["recommender"])
+        self.attribution.load_state(s["attribution"])
+        self.pacer.load_state(s["pacer"])
+        self.values.means = {k: float(v) for k, v in s["values"].items()}
+        self.costs.means = {k: float(v) for k, v in s["costs"].items()}

@@ -1,0 +1,179 @@
+"""Typed input events. Validation happens once, here, at the edge of the domain.
+
+Inside the domain every `ts` is epoch milliseconds and every id a string;
+`normalize` turns lenient producer input (ISO-8601, seconds, integer ids) into that.
+
+>>> normalize({"ts": "2017-11-26T01:00:00Z", "user_id": 42})
+{'ts': 1511658000000, 'user_id': '42'}
+>>> ClickEvent(event_id="e2", ts=1511658000000, user_id="u", type="view")
+Traceback (most recent call last):
+...
+ValueError: missing required field `item_id` for type 'view'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from online_models.timeparse import MAX_TS_MS, MIN_TS_MS, to_epoch_ms
+
+ClickType = Literal[
+    "view", "click", "add_to_cart", "remove_from_cart", "wishlist", "search", "ad_click"
+]
+ITEM_EVENT_TYPES = frozenset({"view", "click", "add_to_cart", "remove_from_cart", "wishlist"})
+OrderStatus = Literal["placed", "cancelled", "refunded"]
+ID_FIELDS = ("event_id", "user_id", "session_id", "item_id", "category", "impression_id",
+             "order_id", "campaign_id", "ad_id")
+
+# Bounds against absurd inputs; larger values are producer bugs, not commerce.
+MAX_ORDER_ITEMS = 500
+MAX_PRICE = 1e9
+
+
+def normalize(obj: dict[str, Any]) -> dict[str, Any]:
+    """Lenient producer input to the strict schema: ISO/second timestamps become epoch
+    milliseconds, integer ids become strings. Raises TimestampError."""
+    out = dict(obj)
+    if "ts" in out:
+        out["ts"] = to_epoch_ms(out["ts"])
+    for key in ID_FIELDS:
+        value = out.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = str(value)
+    items = out.get("items")
+    if isinstance(items, list):
+        out["items"] = [normalize(i) if isinstance(i, dict) else i for i in items]
+    return out
+
+
+def _check_ts(ts: int) -> None:
+    if not MIN_TS_MS <= ts <= MAX_TS_MS:
+        raise ValueError(f"timestamp {ts} is outside 2000..2100 (epoch ms)")
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value:
+        raise ValueError(f"`{name}` must not be empty")
+
+
+def _non_negative(name: str, value: float | None) -> None:
+    if value is not None and not 0 <= value <= MAX_PRICE:
+        raise ValueError(f"`{name}` must be within 0..{MAX_PRICE:g}, got {value}")
+
+
+class ClickEvent(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """A clickstream event (topic `clickstream`)."""
+
+    event_id: str
+    ts: int
+    user_id: str
+    type: ClickType
+    session_id: str | None = None
+    item_id: str | None = None
+    category: str | None = None
+    price: float | None = None
+    query: str | None = None
+    impression_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_ts(self.ts)
+        _check_id("user_id", self.user_id)
+        _check_id("event_id", self.event_id)
+        _non_negative("price", self.price)
+        if self.type in ITEM_EVENT_TYPES and self.item_id is None:
+            raise ValueError(f"missing required field `item_id` for type {self.type!r}")
+        if self.type == "ad_click" and self.impression_id is None:
+            raise ValueError("missing required field `impression_id` for type 'ad_click'")
+
+
+class OrderItem(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    item_id: str
+    quantity: int
+    price: float
+    category: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_id("item_id", self.item_id)
+        if not 0 < self.quantity <= 1_000_000:
+            raise ValueError(f"`quantity` must be positive, got {self.quantity}")
+        _non_negative("price", self.price)
+
+
+class OrderEvent(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """An order (topic `orders`). A refund reverses the order's revenue."""
+
+    order_id: str
+    ts: int
+    user_id: str
+    items: list[OrderItem]
+    total: float | None = None
+    currency: str = "EUR"
+    status: OrderStatus = "placed"
+
+    def __post_init__(self) -> None:
+        _check_ts(self.ts)
+        _check_id("user_id", self.user_id)
+        _check_id("order_id", self.order_id)
+        if len(self.items) > MAX_ORDER_ITEMS:
+            raise ValueError(f"too many items: {len(self.items)} > {MAX_ORDER_ITEMS}")
+        if not self.items and self.status == "placed":
+            raise ValueError("`items` must not be empty for a placed order")
+        if self.total is None:
+            self.total = round(sum(i.price * i.quantity for i in self.items), 6)
+        _non_negative("total", self.total)
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.order_id}:{self.status}"
+
+
+class AdImpression(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """An ad impression served (topic `ad-impressions`); `cost` is the clearing price."""
+
+    impression_id: str
+    ts: int
+    user_id: str
+    campaign_id: str
+    ad_id: str | None = None
+    placement: str | None = None
+    bid: float = 0.0
+    cost: float = 0.0
+    context: dict[str, str | int | float | bool | None] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_ts(self.ts)
+        _check_id("user_id", self.user_id)
+        _check_id("impression_id", self.impression_id)
+        _check_id("campaign_id", self.campaign_id)
+        _non_negative("bid", self.bid)
+        _non_negative("cost", self.cost)
+        if len(self.context) > 32:
+            raise ValueError("`context` holds more than 32 keys")
+
+    @property
+    def event_id(self) -> str:
+        return self.impression_id
+
+
+class Campaign(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Campaign settings (compacted topic `campaigns`, keyed by `campaign_id`)."""
+
+    campaign_id: str
+    daily_budget: float = 1000.0
+    target_roas: float = 4.0
+    max_multiplier: float = 3.0
+    min_multiplier: float = 0.2
+    active: bool = True
+
+    def __post_init__(self) -> None:
+        _check_id("campaign_id", self.campaign_id)
+        _non_negative("daily_budget", self.daily_budget)
+        if self.target_roas <= 0:
+            raise ValueError("`target_roas` must be positive")
+        if not 0 <= self.min_multiplier <= self.max_multiplier:
+            raise ValueError("need 0 <= min_multiplier <= max_multiplier")
+
+
+InputEvent = ClickEvent | OrderEvent | AdImpression

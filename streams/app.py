@@ -1,0 +1,156 @@
+"""The Faust application: topics, the user table, the agent, web views and timers.
+Everything here is wiring; decisions live in `streams.handler` and `online_models`."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from online_models import __version__ as domain_version
+from online_models.config import EngineConfig
+from streams import __version__
+from streams.campaign_feed import follow_campaigns
+from streams.codec import STATE_CODEC
+from streams.end_offsets import patch_faust_highwaters
+from streams.metrics import Metrics
+from streams.runtime import Runtime
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"  # aiohttp refuses a charset here
+
+
+def kafka_client_kwargs(s: Settings) -> dict[str, Any]:
+    """aiokafka connection arguments, including TLS/SASL, from the settings."""
+    kw: dict[str, Any] = {"bootstrap_servers": s.bootstrap_servers.split(",")}
+    if s.security_protocol != "PLAINTEXT":
+        kw["security_protocol"] = s.security_protocol
+    if "SSL" in s.security_protocol:
+        kw["ssl_context"] = _ssl_context(s)
+    if s.security_protocol.startswith("SASL"):
+        kw.update(sasl_mechanism=s.sasl_mechanism, sasl_plain_username=s.sasl_username,
+                  sasl_plain_password=s.sasl_password)
+    return kw
+
+
+def _ssl_context(s: Settings) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=s.ssl_cafile or None)
+    if s.ssl_certfile:
+        ctx.load_cert_chain(s.ssl_certfile, s.ssl_keyfile or None, s.ssl_key_password or None)
+    return ctx
+
+
+def _credentials(s: Settings) -> Any:
+    if s.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=s.sasl_username, password=s.sasl_password, mechanism=s.sasl_mechanism,
+            ssl_context=_ssl_context(s) if s.security_protocol == "SASL_SSL" else None)
+    if s.security_protocol == "SSL":
+        return faust.SSLCredentials(_ssl_context(s))
+    return None
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    client_kwargs = kafka_client_kwargs(settings)
+    if settings.fetch_end_offsets:
+        patch_faust_highwaters(client_kwargs)
+    app = faust.App(
+        settings.app_id,
+        broker=";".join(f"kafka://{b}" for b in settings.bootstrap_servers.split(",")),
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=False,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        producer_max_request_size=4 * 1024 * 1024,
+        consumer_auto_offset_reset="earliest",
+        table_cleanup_interval=3600.0,
+    )
+    metrics = Metrics()
+    metrics.worker.info({"version": __version__, "model_version": f"lr1-{domain_version}"})
+    cfg = EngineConfig(partitions=settings.partitions).with_overrides(settings.domain)
+    runtime = Runtime(settings, cfg, metrics, client_kwargs)
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(name, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.partitions)
+
+    inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
+    users = app.Table("users", key_type=str, partitions=settings.partitions)
+    # Faust derives serializers from model types; ours is a msgspec codec, set before
+    # the store and changelog topic (both created lazily) read it.
+    users.value_serializer = STATE_CODEC
+    runtime.users = users
+    runtime.topics = {
+        "recommendations": raw_topic(settings.topic_recommendations),
+        "bid-adjustments": raw_topic(settings.topic_bid_adjustments),
+        "dead-letter": raw_topic(settings.topic_dead_letter),
+        "snapshots": raw_topic(settings.topic_snapshots),
+        **{name: raw_topic(name) for name in settings.input_topics()},
+    }
+
+    @app.agent(inputs, name="process")
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            await runtime.handle(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+
+    @app.task
+    async def campaigns() -> None:
+        await follow_campaigns(client_kwargs, settings, runtime, app)
+
+    @app.timer(interval=5.0)
+    async def gauges() -> None:
+        runtime.update_gauges()
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        runtime.update_gauges()
+        return web.bytes(metrics.exposition(), content_type=PROMETHEUS_CONTENT_TYPE)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        mine = {tp.partition for tp in revoked if tp.topic in settings.input_topics()}
+        for p in mine & set(runtime.engines):
+            await runtime.snapshot(p, runtime.engines[p])
+        runtime.drop(mine)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        metrics.rebalances.inc()
+        runtime.consumer = app.consumer
+
+    _count_commits(app, metrics)
+    log.info("settings: %s", settings.redacted())
+    return app, runtime
+
+
+def _count_commits(app: faust.App, metrics: Metrics) -> None:
+    original = app.tables.on_commit
+
+    def on_commit(offsets: Any) -> None:
+        metrics.commits.inc()
+        original(offsets)
+
+    app.tables.on_commit = on_commit  # type: ignore[method-assign]

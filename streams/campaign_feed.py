@@ -1,0 +1,53 @@
+"""Every worker follows the whole `campaigns` topic (all partitions, no consumer
+group), so each partition engine sees every campaign's settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from online_models.decode import CAMPAIGNS, DecodeError, decode_input
+from streams.codec import dead_letter
+
+log = logging.getLogger(__name__)
+
+
+async def follow_campaigns(client_kwargs: dict[str, Any], settings: Any, runtime: Any,
+                           app: Any) -> None:
+    topic = settings.topic_campaigns
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **client_kwargs)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        while not parts:
+            await asyncio.sleep(1.0)
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for msgs in batch.values():
+                for msg in msgs:
+                    await _apply(msg, runtime, settings, app)
+    finally:
+        await consumer.stop()
+
+
+async def _apply(msg: Any, runtime: Any, settings: Any, app: Any) -> None:
+    if msg.value is None:  # tombstone: campaign deleted, defaults apply again
+        runtime.campaigns.pop((msg.key or b"").decode(), None)
+        return
+    try:
+        campaign = decode_input(CAMPAIGNS, msg.value, settings.max_message_bytes)
+    except DecodeError as exc:
+        value, headers = dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                                     exc.reason, f"{type(exc).__name__}: {exc.detail}")
+        await runtime.topics["dead-letter"].send(key=msg.key, value=value, headers=headers)
+        runtime.metrics.dead_letters.labels(msg.topic, exc.reason).inc()
+        return
+    runtime.campaigns[campaign.campaign_id] = campaign

@@ -1,0 +1,188 @@
+"""`make run`: embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, one
+worker process and a realistic synthetic stream, with a compact live summary.
+Ctrl-C stops the producer, then the worker, then the broker: only what it started."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.broker import EmbeddedBroker, free_port, port_free
+from streams.settings import Settings
+from streams.topics import create_topics
+
+RUN_DIR = Path(".run")
+
+
+async def produce_demo(s: Settings, client_kwargs: dict[str, Any], rate: float,
+                       limit: int | None = None, seed: int = 7) -> int:
+    """Send campaigns, then a synthetic stream at `rate` events/s (with a few malformed
+    records, so the dead-letter path shows), keyed by user id."""
+    from backtest.synthetic import campaigns, generate, malformed_inputs
+
+    topic_of = {"clickstream": s.topic_clickstream, "orders": s.topic_orders,
+                "ad-impressions": s.topic_impressions}
+    producer = AIOKafkaProducer(linger_ms=5, **client_kwargs)
+    await producer.start()
+    sent = 0
+    try:
+        for c in campaigns(3):
+            await producer.send(s.topic_campaigns, key=c["campaign_id"].encode(),
+                                value=orjson.dumps(c))
+        bad = malformed_inputs()
+        start = time.monotonic()
+        events = generate(n_users=5000, duration_s=7 * 86400, seed=seed,
+                          start_ms=int(time.time() * 1000))
+        for topic, event in events:
+            if limit is not None and sent >= limit:
+                break
+            await producer.send(topic_of[topic], key=str(event["user_id"]).encode(),
+                                value=orjson.dumps(event), timestamp_ms=int(event["ts"]))
+            sent += 1
+            if sent % 1000 == 0:
+                t, raw, _ = bad[(sent // 1000) % len(bad)]
+                await producer.send(topic_of.get(t, t), key=b"bad", value=raw)
+            ahead = sent / rate - (time.monotonic() - start)
+            if ahead > 0.01:
+                await asyncio.sleep(ahead)
+    finally:
+        await producer.stop()
+    return sent
+
+
+class Summary:
+    """Counts output topics from their end and scrapes the worker's /metrics."""
+
+    def __init__(self, s: Settings, client_kwargs: dict[str, Any], metrics_url: str) -> None:
+        self.s = s
+        self.kwargs = client_kwargs
+        self.url = metrics_url
+        self.counts = {"recommendations": 0, "bid-adjustments": 0, "dead-letter": 0}
+        self.samples: dict[str, Any] = {}
+
+    async def run(self, every_s: float = 2.0) -> None:
+        names = {self.s.topic_recommendations: "recommendations",
+                 self.s.topic_bid_adjustments: "bid-adjustments",
+                 self.s.topic_dead_letter: "dead-letter"}
+        consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self.kwargs)
+        await consumer.start()
+        tps = [TopicPartition(t, p) for t in names
+               for p in sorted(consumer.partitions_for_topic(t) or [])]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        last = (time.monotonic(), 0.0, 0)
+        try:
+            while True:
+                deadline = time.monotonic() + every_s
+                while time.monotonic() < deadline:
+                    for tp, msgs in (await consumer.getmany(timeout_ms=200)).items():
+                        name = names[tp.topic]
+                        self.counts[name] += len(msgs)
+                        self.samples[name] = msgs[-1].value
+                last = self.print(last)
+        finally:
+            await consumer.stop()
+
+    def print(self, last: tuple[float, float, int]) -> tuple[float, float, int]:
+        scraped = _scrape(self.url)
+        now = time.monotonic()
+        events_in = scraped.get("in", 0.0)
+        out = sum(self.counts.values())
+        dt = max(now - last[0], 1e-6)
+        print(f"[ecom-stream] in {(events_in - last[1]) / dt:7.0f}/s  out {(out - last[2]) / dt:6.0f}/s"
+              f"  recs {self.counts['recommendations']}  bids {self.counts['bid-adjustments']}"
+              f"  dead-letters {self.counts['dead-letter']}  click AUC {scraped.get('auc', 'n/a')}"
+              f"  log-loss {scraped.get('logloss', 'n/a')}", flush=True)
+        for name in ("recommendations", "bid-adjustments"):
+            if name in self.samples:
+                print(f"    {name[:-1]}: {_brief(self.samples[name])}", flush=True)
+        return now, events_in, out
+
+
+def _scrape(url: str) -> dict[str, Any]:
+    try:
+        text = urllib.request.urlopen(url, timeout=1).read().decode()
+    except OSError:
+        return {}
+    out: dict[str, Any] = {"in": sum(float(v) for v in re.findall(
+        r'^ecom_events_in_total\{[^}]*\} (\S+)', text, re.M))}
+    for key, metric in (("auc", "ecom_model_auc"), ("logloss", "ecom_model_logloss")):
+        m = re.search(rf'^{metric}\{{model="click"\}} (\S+)', text, re.M)
+        if m:
+            out[key] = f"{float(m.group(1)):.3f}"
+    return out
+
+
+def _brief(raw: bytes) -> str:
+    d = orjson.loads(raw)
+    if "items" in d:
+        items = ", ".join(i["item_id"] for i in d["items"][:5])
+        return f"user {d['user_id']} -> [{items}, ...] ({d['strategy']})"
+    return (f"user {d['user_id']} campaign {d['campaign_id']} x{d['multiplier']:.2f} "
+            f"(p_click {d['p_click']}, pacing {d['pacing_factor']:.2f}, {d['reason']})")
+
+
+def run_demo(rate: float) -> int:
+    RUN_DIR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    broker = None
+    if "KAFKA_BOOTSTRAP_SERVERS" not in env:
+        broker = EmbeddedBroker(9092 if port_free(9092) else free_port(), RUN_DIR / "broker.log")
+        env.update(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, ECOM_FETCH_END_OFFSETS="1")
+        print(f"[ecom-stream] embedded broker on {broker.bootstrap} (pid {broker.proc.pid})")
+    env.setdefault("ECOM_SESSION_TIMEOUT_S", "10")
+    env.setdefault("ECOM_REBALANCE_TIMEOUT_S", "10")
+    env.setdefault("ECOM_HEARTBEAT_INTERVAL_S", "1")
+    env.setdefault("ECOM_APP_ID", f"ecom-demo-{int(time.time())}")
+    env.setdefault("ECOM_DATA_DIR", str(RUN_DIR / "worker-data"))
+    s = Settings.from_env(env)
+    from streams.app import kafka_client_kwargs
+
+    kwargs = kafka_client_kwargs(s)
+    worker = None
+    try:
+        asyncio.run(create_topics(s, kwargs))
+        log = (RUN_DIR / "worker.log").open("wb")
+        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker"], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        print(f"[ecom-stream] worker pid {worker.pid}, log {RUN_DIR / 'worker.log'}, "
+              f"metrics http://{s.web_host}:{s.web_port}/metrics  (Ctrl-C stops)")
+        url = f"http://{s.web_host}:{s.web_port}/metrics"
+        asyncio.run(_demo_loop(s, kwargs, rate, url))
+    except KeyboardInterrupt:
+        print("\n[ecom-stream] stopping")
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.kill(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                os.kill(worker.pid, signal.SIGKILL)
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+async def _demo_loop(s: Settings, kwargs: dict[str, Any], rate: float, url: str) -> None:
+    summary = Summary(s, kwargs, url)
+    tasks = [asyncio.create_task(produce_demo(s, kwargs, rate)),
+             asyncio.create_task(summary.run())]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,95 @@
+"""Prometheus metrics of the worker. Labels never carry user or item ids.
+
+Campaign labels are capped: the first `CAMPAIGN_LABEL_CAP` campaigns seen keep their
+own label, later ones share `other`, so a campaign explosion cannot explode series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+
+CAMPAIGN_LABEL_CAP = 20
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 86400)
+MULTIPLIER_BUCKETS = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0)
+
+
+class Metrics:
+    """All series in one registry, so tests can build isolated instances."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.events_in = Counter(
+            "ecom_events_in", "Input events accepted, by topic and event type",
+            ["topic", "type"], registry=r)
+        self.events_out = Counter(
+            "ecom_events_out", "Output events sent, by topic", ["topic"], registry=r)
+        self.dead_letters = Counter(
+            "ecom_dead_letters", "Inputs routed to the dead-letter topic, by reason",
+            ["topic", "reason"], registry=r)
+        self.duplicates_skipped = Counter(
+            "ecom_duplicates_skipped", "Redelivered inputs skipped (already applied)",
+            ["topic"], registry=r)
+        self.repartitioned = Counter(
+            "ecom_repartitioned", "Inputs re-keyed by user_id and re-sent", ["topic"], registry=r)
+        self.processing_latency = Histogram(
+            "ecom_processing_latency_seconds", "Wall time from receipt to outputs sent",
+            ["topic"], buckets=LATENCY_BUCKETS, registry=r)
+        self.event_time_lag = Histogram(
+            "ecom_event_time_lag_seconds", "Wall clock minus event time at processing",
+            ["topic"], buckets=LAG_BUCKETS, registry=r)
+        self.consumer_lag = Gauge(
+            "ecom_consumer_lag", "Records behind the log end, per input partition",
+            ["topic", "partition"], registry=r)
+        self.commits = Counter("ecom_commits", "Offset commits completed", registry=r)
+        self.rebalances = Counter("ecom_rebalances", "Partition assignments received", registry=r)
+        self.table_size = Gauge("ecom_table_size", "Keys held in a table", ["table"], registry=r)
+        self.active_profiles = Gauge(
+            "ecom_active_profiles", "User profiles held by this worker", registry=r)
+        self.model_logloss = Gauge(
+            "ecom_model_logloss", "Progressive-validation log-loss", ["model"], registry=r)
+        self.model_auc = Gauge(
+            "ecom_model_auc", "Progressive-validation ROC AUC", ["model"], registry=r)
+        self.model_calibration = Gauge(
+            "ecom_model_calibration", "Mean predicted / observed rate (1 is calibrated)",
+            ["model"], registry=r)
+        self.model_examples = Gauge(
+            "ecom_model_examples", "Labelled examples learned so far", ["model"], registry=r)
+        self.revenue_mae = Gauge(
+            "ecom_model_revenue_mae", "Mean absolute error of the revenue model", registry=r)
+        self.bid_multiplier = Histogram(
+            "ecom_bid_multiplier", "Emitted per-user bid multipliers",
+            buckets=MULTIPLIER_BUCKETS, registry=r)
+        self.pacing_factor = Gauge(
+            "ecom_pacing_factor", "Current pacing factor per campaign (capped labels)",
+            ["campaign"], registry=r)
+        self.campaign_spend = Gauge(
+            "ecom_campaign_spend_ratio", "Today's spend / even-pacing target per campaign",
+            ["campaign"], registry=r)
+        self.recommendations = Counter(
+            "ecom_recommendations_emitted", "Recommendation lists emitted, by strategy",
+            ["strategy"], registry=r)
+        self.recommendation_coverage = Gauge(
+            "ecom_recommendation_coverage",
+            "Distinct items recommended / distinct items seen (catalog coverage)", registry=r)
+        self.snapshots = Counter(
+            "ecom_model_snapshots", "Model snapshots written", registry=r)
+        self.worker = Info("ecom_worker", "Worker build and model version", registry=r)
+        self._campaigns: dict[str, str] = {}
+
+    def campaign_label(self, campaign_id: str) -> str:
+        label = self._campaigns.get(campaign_id)
+        if label is None:
+            label = campaign_id if len(self._campaigns) < CAMPAIGN_LABEL_CAP else "other"
+            self._campaigns[campaign_id] = label
+        return label
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

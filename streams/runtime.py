@@ -1,0 +1,176 @@
+"""Per-worker runtime: one PartitionEngine per assigned partition, restored from the
+latest model snapshot, fed by the agent, with sends, table writes and metrics."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from online_models.config import EngineConfig
+from online_models.engine import PartitionEngine
+from online_models.evaluation import BinaryScore
+from online_models.events import Campaign
+from online_models.outputs import BidAdjustment, Recommendation
+from online_models.partitioning import partition_for
+from online_models.snapshot import SnapshotError, decode_snapshot
+from streams.end_offsets import fetch_end_offsets
+from streams.handler import Outcome, Record, handle_record
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.snapshots import chunk_snapshot, read_latest
+
+log = logging.getLogger(__name__)
+LAG_SAMPLE_EVERY = 50
+
+
+class Runtime:
+    def __init__(self, settings: Settings, cfg: EngineConfig, metrics: Metrics,
+                 consumer_kwargs: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.cfg = cfg
+        self.metrics = metrics
+        self.consumer_kwargs = consumer_kwargs
+        self.campaigns: dict[str, Campaign] = {}
+        self.engines: dict[int, PartitionEngine] = {}
+        self.since_snapshot: dict[int, int] = {}
+        self.last_snapshot_at: dict[int, float] = {}
+        self.streams = settings.input_topics()
+        self.users: Any = None  # the Faust table, bound by the app
+        self.topics: dict[str, Any] = {}  # logical output name -> Faust topic
+        self.consumer: Any = None  # Faust consumer, for high watermarks
+        self.ready = False
+        self._count = 0
+
+    async def handle(self, topic: str, partition: int, offset: int, key: bytes | None,
+                     value: bytes) -> None:
+        started = time.perf_counter()
+        engine = self.engines.get(partition) or await self.restore(partition)
+        rec = Record(topic, self.streams[topic], partition, offset, key, value)
+        outcome = handle_record(rec, engine, self.users.get, self.settings.partitions,
+                                self.settings.max_message_bytes)
+        for send in outcome.sends:
+            target = self.topics[send.topic] if send.topic != "repartition" else self.topics[topic]
+            await target.send(key=send.key, value=send.value, headers=send.headers,
+                              partition=send.partition)
+        if outcome.state is not None and outcome.user is not None:
+            self.users[outcome.user] = outcome.state
+        for user in outcome.expired:
+            self.users.pop(user, None)
+        self._observe(topic, partition, offset, outcome, started)
+        await self._maybe_snapshot(partition, engine)
+
+    def _observe(self, topic: str, partition: int, offset: int, outcome: Outcome,
+                 started: float) -> None:
+        m = self.metrics
+        if outcome.reason is not None:
+            m.dead_letters.labels(topic, outcome.reason).inc()
+        elif outcome.event_type == "repartitioned":
+            m.repartitioned.labels(topic).inc()
+        elif outcome.duplicate:
+            m.duplicates_skipped.labels(topic).inc()
+        else:
+            m.events_in.labels(topic, outcome.event_type).inc()
+            m.event_time_lag.labels(topic).observe(max(0.0, time.time() - outcome.event_ts / 1000))
+        for o in outcome.outputs:
+            if isinstance(o, Recommendation):
+                m.events_out.labels(self.settings.topic_recommendations).inc()
+                m.recommendations.labels(o.strategy).inc()
+            elif isinstance(o, BidAdjustment):
+                m.events_out.labels(self.settings.topic_bid_adjustments).inc()
+                if o.user_id is not None:
+                    m.bid_multiplier.observe(o.multiplier)
+                else:
+                    m.pacing_factor.labels(m.campaign_label(o.campaign_id)).set(o.pacing_factor)
+        if outcome.reason is not None:
+            m.events_out.labels(self.settings.topic_dead_letter).inc()
+        m.processing_latency.labels(topic).observe(time.perf_counter() - started)
+        self._count += 1
+        if self._count % LAG_SAMPLE_EVERY == 0 and self.consumer is not None:
+            self._sample_lag(topic, partition, offset)
+
+    def _sample_lag(self, topic: str, partition: int, offset: int) -> None:
+        try:
+            from faust.types import TP
+
+            high = self.consumer.highwater(TP(topic, partition))
+        except Exception:  # lag is best-effort telemetry; never fail an event on it
+            return
+        if high is not None:
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, high - offset - 1))
+
+    async def restore(self, partition: int) -> PartitionEngine:
+        engine = PartitionEngine(self.cfg, partition, self.campaigns)
+        snapshots = self.settings.topic_snapshots
+        ends = await fetch_end_offsets(self.consumer_kwargs, [TopicPartition(snapshots, partition)])
+        blob = await read_latest(self.consumer_kwargs, snapshots, partition,
+                                 ends[TopicPartition(snapshots, partition)])
+        if blob is not None:
+            try:
+                engine.load_state(decode_snapshot(blob))
+                log.info("partition %d: models restored (%d events)", partition, engine.events)
+            except (SnapshotError, KeyError, ValueError) as exc:
+                log.error("partition %d: snapshot unusable, starting cold: %s", partition, exc)
+        for user, state in list(self.users.items()):
+            if partition_for(user.encode(), self.settings.partitions) == partition:
+                engine.touch(user, state.profile.last_seen)
+        self.engines[partition] = engine
+        self.since_snapshot[partition] = 0
+        self.last_snapshot_at[partition] = time.monotonic()
+        return engine
+
+    async def _maybe_snapshot(self, partition: int, engine: PartitionEngine) -> None:
+        self.since_snapshot[partition] += 1
+        due = self.since_snapshot[partition] >= self.settings.snapshot_every_events or (
+            time.monotonic() - self.last_snapshot_at[partition] >= self.settings.snapshot_every_s)
+        if due:
+            await self.snapshot(partition, engine)
+
+    async def snapshot(self, partition: int, engine: PartitionEngine) -> None:
+        sid = f"p{partition}-e{engine.events}"
+        for value, headers in chunk_snapshot(engine.to_state(), sid):
+            await self.topics["snapshots"].send(key=f"p{partition}".encode(), value=value,
+                                                headers=headers, partition=partition)
+        self.since_snapshot[partition] = 0
+        self.last_snapshot_at[partition] = time.monotonic()
+        self.metrics.snapshots.inc()
+
+    def drop(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self.engines.pop(p, None)
+
+    def update_gauges(self) -> None:
+        """Model health and sizes, aggregated over this worker's partitions."""
+        m = self.metrics
+        engines = list(self.engines.values())
+        for name in ("click", "conversion"):
+            scores = [getattr(e.models, f"{name}_score") for e in engines]
+            n = sum(s.n for s in scores)
+            m.model_examples.labels(name).set(n)
+            if n:
+                merged = BinaryScore.merged(scores)
+                for gauge, value in ((m.model_logloss, merged.logloss), (m.model_auc, merged.auc),
+                                     (m.model_calibration, merged.calibration)):
+                    if not math.isnan(value):
+                        gauge.labels(name).set(value)
+        rev = [e.models.revenue_score for e in engines]
+        m.model_examples.labels("revenue").set(sum(s.n for s in rev))
+        if sum(s.n for s in rev):
+            m.revenue_mae.set(sum(s.abs_sum for s in rev) / sum(s.n for s in rev))
+        size = len(self.users) if self.users is not None else 0
+        m.active_profiles.set(size)
+        m.table_size.labels("users").set(size)
+        m.table_size.labels("campaigns").set(len(self.campaigns))
+        covered = [e.recommender for e in engines]
+        seen = sum(len(r.popularity) for r in covered)
+        if seen:
+            m.recommendation_coverage.set(sum(len(r.recommended) for r in covered) / seen)
+        for e in engines:
+            for cid in e.pacer.campaigns:
+                c = e.campaign(cid)
+                m.campaign_spend.labels(m.campaign_label(cid)).set(
+                    e.pacer.spend_ratio(c, e.attribution.max_ts))
