@@ -20,6 +20,7 @@ run: $(STAMP)
 
 ## Unit and integration tests (integration tests start their own broker).
 test: $(STAMP)
+	scripts/ensure-prometheus.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

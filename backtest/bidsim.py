@@ -17,7 +17,8 @@ baseline bids one constant per campaign, calibrated in hindsight to spend as muc
 that budget as possible without running out (`constant_bid_for_budget`), so it is
 a strong baseline: it paces perfectly by construction.
 
->>> imps = [Impression(0, "i1", "u", "c", 1.0, 0.5, 2.0), Impression(10, "i2", "u", "c", 1.0, 0.8, 0.5)]
+>>> imps = [Impression(0, "i1", "u", "c", 1.0, 0.5, 2.0),
+...         Impression(10, "i2", "u", "c", 1.0, 0.8, 0.5)]
 >>> r = run_policy(imps, [2.0, 0.5], [0.5, 0.8], {"c": 1.0}, {"i1": 5}, [], (0, 10))
 >>> r.won, r.spend, r.clicks
 (1, 0.5, 1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ class ScoreTimeline:
         """Per bucket: the scores of labels learned inside it, and the running totals."""
         points = [*self.snapshots, (end_ts + 1, end)]
         out = []
-        for (start, before), (stop, after) in zip(points, points[1:], strict=False):
+        for (start, before), (stop, after) in pairwise(points):
             entry: dict[str, Any] = {"start_ms": start, "end_ms": stop}
             for m in MODELS:
                 entry[m] = score_diff(after[m], before[m]).summary() if before else (

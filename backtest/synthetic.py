@@ -57,6 +57,7 @@ def campaigns(n_campaigns: int = 3) -> list[dict[str, Any]]:
             "max_multiplier": 3.0,
             "min_multiplier": 0.2,
             "active": True,
+            "category": campaign_category(f"c{i}"),
         }
         for i in range(1, n_campaigns + 1)
     ]

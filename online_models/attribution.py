@@ -1,7 +1,9 @@
 """Label joining in event time: impression -> click -> order.
 
-An impression opens a click window; its `ad_click` inside the window is a positive
-click label, and the window closing without one a negative. A click opens a
+An impression opens a click window; when the window closes the impression becomes a
+click label, positive if its `ad_click` came inside the window. Positives and
+negatives are thus learned after the same delay: learning positives at click time
+and negatives only at window close would bias the model upwards while it is young. A click opens a
 conversion window; the user's next order inside it (last touch) is a positive
 conversion label with its revenue, and the window closing without one a negative.
 
@@ -13,13 +15,13 @@ held until the watermark passes it, so small cross-topic skew does not lose labe
 >>> a = Attribution(click_window=100, conversion_window=1000, lateness=10)
 >>> a.add_impression("i1", "u", "c1", ts=0, x={"bias": 1.0}, cost=0.5)
 []
->>> [(l.kind, l.y) for l in a.click("u", "i1", ts=50)]
-[('click', True)]
+>>> a.click("u", "i1", ts=50)
+[]
 >>> a.add_impression("i2", "u", "c1", ts=60, x={"bias": 1.0}, cost=0.5)
 []
->>> a.observe(400)   # watermark 390 closes i2's click window (60 + 100)
+>>> a.observe(400)   # watermark 390 closes both click windows (0 + 100, 60 + 100)
 >>> [(l.kind, l.y, l.impression_id) for l in a.expire()]
-[('click', False, 'i2')]
+[('click', True, 'i1'), ('click', False, 'i2')]
 >>> [(l.kind, l.y, l.revenue) for l in a.order("u", ts=500, revenue=80.0)]
 [('conversion', True, 80.0)]
 """
@@ -49,23 +51,31 @@ class Label:
 class Pending:
     """An impression waiting for its click, or a click waiting for an order."""
 
-    __slots__ = ("campaign_id", "cost", "impression_id", "ts", "user_id", "x")
+    __slots__ = ("campaign_id", "clicked", "cost", "impression_id", "ts", "user_id", "x")
 
     def __init__(self, impression_id: str, user_id: str, campaign_id: str, ts: int,
-                 x: dict[str, float], cost: float) -> None:
+                 x: dict[str, float], cost: float, clicked: bool = False) -> None:
         self.impression_id = impression_id
         self.user_id = user_id
         self.campaign_id = campaign_id
         self.ts = ts
         self.x = x
         self.cost = cost
+        self.clicked = clicked
+
+    def at(self, ts: int) -> Pending:
+        """The same impression as a click at `ts`, waiting for an order."""
+        return Pending(self.impression_id, self.user_id, self.campaign_id, ts, self.x,
+                       self.cost, True)
 
     def to_state(self) -> list[Any]:
-        return [self.impression_id, self.user_id, self.campaign_id, self.ts, self.x, self.cost]
+        return [self.impression_id, self.user_id, self.campaign_id, self.ts, self.x, self.cost,
+                self.clicked]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> Pending:
-        return cls(str(s[0]), str(s[1]), str(s[2]), int(s[3]), dict(s[4]), float(s[5]))
+        return cls(str(s[0]), str(s[1]), str(s[2]), int(s[3]), dict(s[4]), float(s[5]),
+                   bool(s[6]))
 
 
 class Attribution:
@@ -100,13 +110,14 @@ class Attribution:
     def add_impression(self, impression_id: str, user_id: str, campaign_id: str, ts: int,
                        x: dict[str, float], cost: float) -> list[Label]:
         pending = Pending(impression_id, user_id, campaign_id, ts, x, cost)
-        click_ts = self.early_clicks.pop(impression_id, None)
-        if click_ts is not None and 0 <= click_ts - ts <= self.click_window:
-            return [Label("click", True, pending, click_ts), *self._open_click(pending, click_ts)]
         if len(self.impressions) >= self.max_pending:
             self._evict_oldest()
         self.impressions[impression_id] = pending
         self._due(ts + self.click_window, "imp", impression_id)
+        click_ts = self.early_clicks.pop(impression_id, None)
+        if click_ts is not None and 0 <= click_ts - ts <= self.click_window:
+            pending.clicked = True
+            return self._open_click(pending.at(click_ts))
         return []
 
     def click(self, user_id: str, impression_id: str, ts: int) -> list[Label]:
@@ -118,13 +129,14 @@ class Attribution:
             else:
                 self.counters["late_clicks"] += 1
             return []
-        if pending.user_id != user_id or not 0 <= ts - pending.ts <= self.click_window:
+        if (pending.user_id != user_id or pending.clicked
+                or not 0 <= ts - pending.ts <= self.click_window):
             return []
-        del self.impressions[impression_id]
-        return [Label("click", True, pending, ts), *self._open_click(pending, ts)]
+        pending.clicked = True
+        return self._open_click(pending.at(ts))
 
-    def _open_click(self, pending: Pending, ts: int) -> list[Label]:
-        pending.ts = ts
+    def _open_click(self, pending: Pending) -> list[Label]:
+        ts = pending.ts
         for i, (order_ts, revenue) in enumerate(self.early_orders.get(pending.user_id, [])):
             if 0 <= order_ts - ts <= self.conversion_window:
                 del self.early_orders[pending.user_id][i]
@@ -163,7 +175,7 @@ class Attribution:
                 p = self.impressions.get(key)
                 if p is not None and p.ts + self.click_window == due:
                     del self.impressions[key]
-                    out.append(Label("click", False, p, due))
+                    out.append(Label("click", p.clicked, p, due))
             elif kind == "click":
                 out.extend(self._expire_clicks(key, wm))
             elif kind == "early_click":

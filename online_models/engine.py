@@ -142,8 +142,8 @@ class PartitionEngine:
     def _impression(self, ev: AdImpression, state: UserState, source_id: str,
                     outputs: list[Output]) -> list[Label]:
         p = state.profile
-        x = impression_features(p, ev.campaign_id, ev.placement, ev.context, ev.ts,
-                                self.cfg.hash_bits)
+        campaign = self.campaign(ev.campaign_id)
+        x = impression_features(p, campaign, ev.placement, ev.context, ev.ts, self.cfg.hash_bits)
         apply_impression(p, ev, self.cfg)
         state.campaigns[ev.campaign_id] = [
             ev.ts, ev.placement or "-", str(ev.context.get("device", "-")),
@@ -152,7 +152,6 @@ class PartitionEngine:
             oldest = min(state.campaigns, key=lambda c: (int(state.campaigns[c][0]), c))
             del state.campaigns[oldest]
             state.bids.pop(oldest, None)
-        campaign = self.campaign(ev.campaign_id)
         self.costs.update(ev.campaign_id, ev.cost)
         self.pacer.spend(campaign, ev.cost, ev.ts)
         if self.pacer.moved(ev.campaign_id):
@@ -187,7 +186,7 @@ class PartitionEngine:
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
                 continue
             campaign = self.campaign(campaign_id)
-            x = impression_features(p, campaign_id, str(placement),
+            x = impression_features(p, campaign, str(placement),
                                     {"device": device, "region": region}, ts, self.cfg.hash_bits)
             p_click, p_conv, revenue = self.models.predict(x)
             value = p_click * p_conv * revenue / campaign.target_roas

@@ -75,9 +75,10 @@ class BinaryScore:
                             "n": float(pos + neg)})
         return out
 
-    def summary(self) -> dict[str, float]:
-        return {"n": self.n, "logloss": self.logloss, "auc": self.auc,
-                "calibration": self.calibration, "positives": self.y_sum}
+    def summary(self) -> dict[str, float | None]:
+        """Metrics as JSON-safe numbers (None where undefined so far)."""
+        return {"n": self.n, "logloss": _num(self.logloss), "auc": _num(self.auc),
+                "calibration": _num(self.calibration), "positives": self.y_sum}
 
     @classmethod
     def merged(cls, scores: list[BinaryScore]) -> BinaryScore:
@@ -121,9 +122,9 @@ class RegressionScore:
     def mae(self) -> float:
         return self.abs_sum / self.n if self.n else math.nan
 
-    def summary(self) -> dict[str, float]:
-        return {"n": self.n, "mae": self.mae,
-                "mean_target": self.y_sum / self.n if self.n else math.nan}
+    def summary(self) -> dict[str, float | None]:
+        return {"n": self.n, "mae": _num(self.mae),
+                "mean_target": self.y_sum / self.n if self.n else None}
 
     def to_state(self) -> dict[str, Any]:
         return {"n": self.n, "abs_sum": self.abs_sum, "y_sum": self.y_sum}
@@ -133,3 +134,7 @@ class RegressionScore:
         m = cls()
         m.n, m.abs_sum, m.y_sum = int(state["n"]), float(state["abs_sum"]), float(state["y_sum"])
         return m
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else x

@@ -166,6 +166,7 @@ class Campaign(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     max_multiplier: float = 3.0
     min_multiplier: float = 0.2
     active: bool = True
+    category: str | None = None  # what the campaign advertises; a key model feature
 
     def __post_init__(self) -> None:
         _check_id("campaign_id", self.campaign_id)

@@ -4,9 +4,10 @@ Categorical values and their crosses are hashed into a fixed space (`2**bits`
 names), so model size stays bounded however many campaigns or regions appear.
 Hashing uses CRC32, which, unlike Python's `hash`, is the same in every process.
 
->>> x = impression_features(Profile(user_id="u"), "c1", "top", {"device": "ios"}, 0, bits=18)
+>>> c = Campaign(campaign_id="c1", category="shoes")
+>>> x = impression_features(Profile(user_id="u"), c, "top", {"device": "ios"}, 0, bits=18)
 >>> sorted(k for k in x if not k.startswith("h"))
-['bias', 'carts', 'ctr', 'log_imps', 'monetary', 'orders', 'tod_cos', 'tod_sin', 'views']
+['ad_affinity', 'ad_is_top', 'bias', 'carts', 'ctr', 'log_imps', 'monetary', 'orders', 'tod_cos', 'tod_sin', 'views']
 >>> len([k for k in x if k.startswith("h")])
 8
 """
@@ -17,6 +18,7 @@ import math
 import zlib
 from collections.abc import Mapping
 
+from online_models.events import Campaign
 from online_models.profile import Profile
 
 DAY_MS = 86_400_000
@@ -28,13 +30,17 @@ def hashed(name: str, bits: int) -> str:
 
 def impression_features(
     p: Profile,
-    campaign_id: str,
+    campaign: Campaign,
     placement: str | None,
     context: Mapping[str, object],
     ts: int,
     bits: int,
 ) -> dict[str, float]:
     """What is known when an impression is served: user history, campaign, context."""
+    campaign_id = campaign.campaign_id
+    total_affinity = sum(p.categories.values())
+    ad_affinity = (p.categories.get(campaign.category, 0.0) / total_affinity
+                   if campaign.category is not None and total_affinity > 0 else 0.0)
     hour = (ts % DAY_MS) / DAY_MS * 2 * math.pi
     top = max(p.categories.items(), key=lambda kv: (kv[1], kv[0]))[0] if p.categories else "-"
     device = str(context.get("device", "-"))
@@ -42,6 +48,8 @@ def impression_features(
     place = placement or "-"
     x = {
         "bias": 1.0,
+        "ad_affinity": ad_affinity,
+        "ad_is_top": 1.0 if campaign.category is not None and campaign.category == top else 0.0,
         "ctr": p.ctr * 10,
         "log_imps": math.log1p(p.ad_impressions),
         "views": math.log1p(p.decayed.get("view", 0.0)),

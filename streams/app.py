@@ -8,17 +8,18 @@ import ssl
 from typing import Any
 
 import faust
+import msgspec
 from faust.types import TP
 
 from online_models import __version__ as domain_version
 from online_models.config import EngineConfig
 from streams import __version__
 from streams.campaign_feed import follow_campaigns
-from streams.codec import STATE_CODEC
 from streams.end_offsets import patch_faust_highwaters
 from streams.metrics import Metrics
 from streams.runtime import Runtime
 from streams.settings import Settings
+from streams.state_store import StateStore
 
 log = logging.getLogger(__name__)
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"  # aiohttp refuses a charset here
@@ -88,11 +89,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
                          partitions=settings.partitions)
 
     inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
-    users = app.Table("users", key_type=str, partitions=settings.partitions)
-    # Faust derives serializers from model types; ours is a msgspec codec, set before
-    # the store and changelog topic (both created lazily) read it.
-    users.value_serializer = STATE_CODEC
-    runtime.users = users
+    users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions)
+    runtime.users = StateStore(users)
     runtime.topics = {
         "recommendations": raw_topic(settings.topic_recommendations),
         "bid-adjustments": raw_topic(settings.topic_bid_adjustments),
@@ -129,8 +127,21 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         ready = app.tables.recovery.completed.is_set() and not app.rebalancing
         return web.json({"ready": ready}, status=200 if ready else 503)
 
+    @app.page("/profiles/{user_id}")
+    async def profile_view(web: Any, request: Any, user_id: str) -> Any:
+        state = runtime.users.get(user_id)
+        if state is None:
+            return web.json({"error": "unknown here (expired or on another worker)"}, status=404)
+        return web.json({"profile": msgspec.to_builtins(state.profile),
+                         "applied_offsets": state.applied})
+
+    @app.page("/models")
+    async def models_view(web: Any, request: Any) -> Any:
+        return web.json(runtime.model_report())
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        runtime.users.forget_cache()
         mine = {tp.partition for tp in revoked if tp.topic in settings.input_topics()}
         for p in mine & set(runtime.engines):
             await runtime.snapshot(p, runtime.engines[p])
@@ -140,6 +151,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         metrics.rebalances.inc()
         runtime.consumer = app.consumer
+        runtime.users.forget_cache()
+        mine = {tp.partition for tp in assigned if tp.topic in settings.input_topics()}
+        for p in sorted(mine - set(runtime.engines)):
+            await runtime.restore(p)
+
+    @app.timer(interval=settings.snapshot_every_s)
+    async def snapshots() -> None:
+        await runtime.snapshot_idle()
 
     _count_commits(app, metrics)
     log.info("settings: %s", settings.redacted())

@@ -1,33 +1,12 @@
-"""Wire formats of the shell: user state in the table changelog, outputs, dead letters.
-
-The table codec is registered with Faust so the in-memory store keeps decoded
-UserState objects and only the changelog carries bytes (msgspec JSON, never pickle).
-"""
+"""Wire formats of the shell: output events and dead letters."""
 
 from __future__ import annotations
 
 import base64
-from typing import Any
-
 import msgspec
 import orjson
-from faust.serializers import codecs
 
 from online_models.outputs import DeadLetter
-from online_models.state import UserState, decode_state, encode_state
-
-STATE_CODEC = "ecom_user_state"
-
-
-class UserStateCodec(codecs.Codec):
-    def _dumps(self, obj: Any) -> bytes:
-        return encode_state(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return decode_state(s)
-
-
-codecs.register(STATE_CODEC, UserStateCodec())
 
 
 def encode_output(obj: msgspec.Struct) -> bytes:

@@ -43,13 +43,15 @@ class Runtime:
         self.users: Any = None  # the Faust table, bound by the app
         self.topics: dict[str, Any] = {}  # logical output name -> Faust topic
         self.consumer: Any = None  # Faust consumer, for high watermarks
-        self.ready = False
+        self.untouched: set[int] = set()
         self._count = 0
 
     async def handle(self, topic: str, partition: int, offset: int, key: bytes | None,
                      value: bytes) -> None:
         started = time.perf_counter()
         engine = self.engines.get(partition) or await self.restore(partition)
+        if partition in self.untouched:
+            self._register_users(partition, engine)
         rec = Record(topic, self.streams[topic], partition, offset, key, value)
         outcome = handle_record(rec, engine, self.users.get, self.settings.partitions,
                                 self.settings.max_message_bytes)
@@ -60,7 +62,7 @@ class Runtime:
         if outcome.state is not None and outcome.user is not None:
             self.users[outcome.user] = outcome.state
         for user in outcome.expired:
-            self.users.pop(user, None)
+            self.users.pop(user)
         self._observe(topic, partition, offset, outcome, started)
         await self._maybe_snapshot(partition, engine)
 
@@ -115,13 +117,25 @@ class Runtime:
                 log.info("partition %d: models restored (%d events)", partition, engine.events)
             except (SnapshotError, KeyError, ValueError) as exc:
                 log.error("partition %d: snapshot unusable, starting cold: %s", partition, exc)
-        for user, state in list(self.users.items()):
-            if partition_for(user.encode(), self.settings.partitions) == partition:
-                engine.touch(user, state.profile.last_seen)
+        self.untouched.add(partition)
         self.engines[partition] = engine
         self.since_snapshot[partition] = 0
         self.last_snapshot_at[partition] = time.monotonic()
         return engine
+
+    def _register_users(self, partition: int, engine: PartitionEngine) -> None:
+        # After table recovery, so that profile TTL expiry also covers restored users.
+        self.untouched.discard(partition)
+        for user, state in list(self.users.items()):
+            if partition_for(user.encode(), self.settings.partitions) == partition:
+                engine.touch(user, state.profile.last_seen)
+
+    async def snapshot_idle(self) -> None:
+        """Snapshot partitions with unsaved events once input pauses (timer-driven)."""
+        for p, engine in list(self.engines.items()):
+            stale = time.monotonic() - self.last_snapshot_at[p] >= self.settings.snapshot_every_s
+            if self.since_snapshot.get(p) and stale:
+                await self.snapshot(p, engine)
 
     async def _maybe_snapshot(self, partition: int, engine: PartitionEngine) -> None:
         self.since_snapshot[partition] += 1
@@ -142,6 +156,22 @@ class Runtime:
     def drop(self, partitions: set[int]) -> None:
         for p in partitions:
             self.engines.pop(p, None)
+            self.untouched.discard(p)
+
+    def model_report(self) -> dict[str, Any]:
+        """Per-partition model health, for the `/models` view."""
+        return {
+            str(p): {
+                "events": e.events,
+                "model_version": e.models.version(p),
+                "click_weights": len(e.models.click.model._weights.to_dict()),
+                "learned": {"click": e.models.click.n_learned,
+                            "conversion": e.models.conversion.n_learned,
+                            "revenue": e.models.revenue.n_learned},
+                "scores": e.models.summary(),
+            }
+            for p, e in sorted(self.engines.items())
+        }
 
     def update_gauges(self) -> None:
         """Model health and sizes, aggregated over this worker's partitions."""

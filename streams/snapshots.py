@@ -39,7 +39,7 @@ async def read_latest(consumer_kwargs: Mapping[str, Any], topic: str, partition:
     pending: dict[str, dict[int, bytes]] = {}
     try:
         consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
+        await consumer.seek_to_beginning(tp)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         position = 0

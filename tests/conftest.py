@@ -40,4 +40,8 @@ def fast_worker_env(broker: EmbeddedBroker, tmp_path: Path) -> dict[str, str]:
         "ECOM_REBALANCE_TIMEOUT_S": "6",
         "ECOM_HEARTBEAT_INTERVAL_S": "1",
         "ECOM_APP_ID": f"ecom-test-{uuid.uuid4().hex[:10]}",
+        "ECOM_PARTITIONS": "2",
+        # Tansu's ListOffsets(latest) is wrong; see streams/end_offsets.py.
+        "ECOM_FETCH_END_OFFSETS": "1",
+        "ECOM_COMMIT_INTERVAL_S": "0.5",
     }

@@ -1,0 +1,141 @@
+"""`ecom-stream replay` and `ecom-stream produce`: backtest commands of the CLI.
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="ecom-stream")
+>>> add_backtest_parsers(parser.add_subparsers(dest="command"))
+>>> args = parser.parse_args(["replay", "a.jsonl", "--report", "out", "--limit", "5"])
+>>> args.files, args.report, args.partitions, args.limit, args.quiet
+(['a.jsonl'], 'out', 4, 5, False)
+>>> parser.parse_args(["produce", "a.jsonl", "--speed", "max"]).speed
+inf
+>>> send_delay(1_000, 11_000, 10.0), send_delay(1_000, 11_000, float("inf"))
+(1.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from backtest.jsonl import iter_lines
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _speed(text: str) -> float:
+    if text == "max":
+        return math.inf
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"speed must be > 0 or 'max', got {text}")
+    return value
+
+
+def add_backtest_parsers(sub: Any) -> None:
+    rp = sub.add_parser("replay", help="replay event files through the engine offline",
+                        description="Replay JSON Lines event files (merged in event time) "
+                        "through the live engine; write outputs.jsonl.gz, report.json and "
+                        "report.html to the report folder. See docs/backtesting.md.")
+    rp.add_argument("files", nargs="+", metavar="FILE", help=".jsonl or .jsonl.gz input files")
+    rp.add_argument("--report", required=True, metavar="OUT", help="output folder")
+    rp.add_argument("--partitions", type=_positive_int, default=4,
+                    help="engines to run, as live partitions (default 4)")
+    rp.add_argument("--top-k", type=_positive_int, default=None,
+                    help="recommendation length written to outputs (default: engine's 10)")
+    rp.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                    help="stop after N input lines")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument("--no-html", action="store_true", help="skip report.html")
+    rp.set_defaults(func=_replay)
+    pp = sub.add_parser("produce", help="write event files to the input topics",
+                        description="Send JSON Lines events to Kafka in file order, keyed by "
+                        "user_id (campaigns by campaign_id), timestamped with the event time.")
+    pp.add_argument("files", nargs="+", metavar="FILE")
+    pp.add_argument("--speed", type=_speed, default=math.inf,
+                    help="multiple of real time from event-time gaps, or 'max' (default)")
+    pp.set_defaults(func=_produce)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from backtest.replay import ReplayOptions, progress_enabled, replay
+
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    options = ReplayOptions(partitions=args.partitions, top_k=args.top_k, limit=args.limit,
+                            progress=progress_enabled(sys.stderr, args.quiet))
+    report = replay(args.files, args.report, options)
+    if not args.no_html:
+        from backtest.html_report import write_html
+
+        write_html(Path(args.report) / "report.html", report)
+    counts, perf = report["counts"], report["performance"]
+    events, invalid = (sum(counts[k].values()) for k in ("events_by_topic", "invalid_by_reason"))
+    print(f"replayed {events} events ({perf['events_per_second']:.0f}/s), invalid {invalid}, "
+          f"outputs {counts['outputs_by_topic']} -> {args.report}")
+    return 0
+
+
+def send_delay(first_ts: int, ts: int, speed: float) -> float:
+    """Seconds after the start at which an event of time `ts` is due."""
+    return 0.0 if math.isinf(speed) else (ts - first_ts) / 1000.0 / speed
+
+
+def _records(files: Sequence[str], topics: dict[str, str]) -> Any:
+    for path in files:
+        for line in iter_lines(path):
+            obj = orjson.loads(line)
+            topic = topics.get(obj.pop("topic", ""))
+            if topic is None:
+                continue
+            key = obj.get("campaign_id" if topic == topics["campaigns"] else "user_id")
+            yield topic, str(key).encode() if key is not None else None, obj
+
+
+async def produce(files: Sequence[str], speed: float) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from online_models.timeparse import to_epoch_ms
+    from streams.app import kafka_client_kwargs
+    from streams.settings import Settings
+
+    s = Settings.from_env()
+    topics = {"clickstream": s.topic_clickstream, "orders": s.topic_orders,
+              "ad-impressions": s.topic_impressions, "campaigns": s.topic_campaigns}
+    producer = AIOKafkaProducer(**kafka_client_kwargs(s), acks="all", linger_ms=20)
+    await producer.start()
+    sent, first, start = 0, None, time.monotonic()
+    try:
+        for topic, key, obj in _records(files, topics):
+            ts = to_epoch_ms(obj["ts"]) if "ts" in obj else None
+            if ts is not None:
+                first = ts if first is None else first
+                wait = start + send_delay(first, ts, speed) - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            await producer.send(topic, orjson.dumps(obj), key=key, timestamp_ms=ts)
+            sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def _produce(args: argparse.Namespace) -> int:
+    sent = asyncio.run(produce(args.files, args.speed))
+    print(f"sent {sent} events")
+    return 0 if sent else 1

@@ -1,0 +1,132 @@
+"""report.html: one self-contained page (plots embedded as base64 PNG) from report.json.
+
+>>> "<table>" in _table({"a": 1})
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Plot = Callable[[Any, dict[str, Any]], None]
+
+
+def _png(draw: Plot, report: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    try:
+        draw(ax, report)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        # No metadata: the same report gives the same bytes.
+        fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _hours(points: list[dict[str, Any]], key: str = "start_ms") -> list[float]:
+    t0 = points[0][key] if points else 0
+    return [(p[key] - t0) / 3_600_000 for p in points]
+
+
+def _models_over_time(ax: Any, r: dict[str, Any]) -> None:
+    rows = r["models"]["by_time"]
+    x = _hours(rows)
+    for model, style in (("click", "-"), ("conversion", "--")):
+        ax.plot(x, [b[model]["auc"] for b in rows], style, label=f"{model} AUC")
+        ax.plot(x, [b[model]["logloss"] for b in rows], style, label=f"{model} log-loss")
+    ax.set_xlabel("hours since start (bucket start)")
+    ax.set_title("Progressive validation per time bucket")
+    ax.legend(fontsize=7)
+
+
+def _calibration(ax: Any, r: dict[str, Any]) -> None:
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    for model in ("click", "conversion"):
+        curve = r["models"][model]["calibration_curve"]
+        ax.plot([c["bin"] for c in curve], [c["observed"] for c in curve], "o-", label=model)
+    ax.set_xlabel("predicted (bin centre)")
+    ax.set_ylabel("observed rate")
+    ax.set_title("Calibration")
+    ax.legend(fontsize=7)
+
+
+def _hit_rate(ax: Any, r: dict[str, Any]) -> None:
+    rows = r["recommendations"]["by_time"]
+    x = _hours(rows)
+    for who in ("model", "baseline"):
+        for k in (10, 20):
+            ax.plot(x, [b[who][f"hit@{k}"] for b in rows], label=f"{who} hit@{k}")
+    ax.set_xlabel("hours since start")
+    ax.set_title("Next-item hit rate")
+    ax.legend(fontsize=7)
+
+
+def _pacing(ax: Any, r: dict[str, Any]) -> None:
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="even pace")
+    for who, style in (("policy", "-"), ("baseline", "--")):
+        for c, v in r["bidding"][who]["campaigns"].items():
+            ax.plot([p[0] for p in v["curve"]], [p[1] for p in v["curve"]], style,
+                    label=f"{who} {c}")
+    ax.set_xlabel("elapsed share of the window")
+    ax.set_ylabel("spent share of budget")
+    ax.set_title("Spend vs pacing")
+    ax.legend(fontsize=6, ncol=2)
+
+
+def _outcomes(ax: Any, r: dict[str, Any]) -> None:
+    names = ("won", "clicks", "conversions", "revenue", "spend")
+    policy, baseline = r["bidding"]["policy"], r["bidding"]["baseline"]
+    ratios = [(policy[n] / baseline[n]) if baseline[n] else 0.0 for n in names]
+    ax.bar(names, ratios)
+    ax.axhline(1.0, color="grey", linestyle=":")
+    ax.set_title("Adjusted bids / constant-bid baseline (equal budget)")
+
+
+def _table(data: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in data.items() if not isinstance(v, dict | list))
+    return f"<table>{rows}</table>"
+
+
+def write_html(path: Path, report: dict[str, Any]) -> None:
+    sections: list[str] = ["<h1>Backtest report</h1>",
+                           f"<p>inputs: {html.escape(', '.join(report['inputs']))}</p>"]
+    counts = report["counts"]
+    for name in ("events_by_topic", "invalid_by_reason", "outputs_by_topic"):
+        sections.append(f"<h3>{name}</h3>{_table(counts[name])}")
+    for model in ("click", "conversion"):
+        sections.append(f"<h3>{model} model</h3>{_table(report['models'][model])}")
+    recs = report["recommendations"]
+    sections.append(f"<h3>recommendations</h3>{_table(recs)}<h4>model</h4>"
+                    f"{_table(recs['model'])}<h4>popularity baseline</h4>"
+                    f"{_table(recs['baseline'])}")
+    plots: list[tuple[str, Plot, bool]] = [
+        ("models", _models_over_time, bool(report["models"]["by_time"])),
+        ("calibration", _calibration, True),
+        ("hit rate", _hit_rate, bool(recs["by_time"])),
+    ]
+    bidding = report["bidding"]
+    if bidding.get("policy"):
+        for who in ("policy", "baseline"):
+            sections.append(f"<h3>bidding: {who}</h3>{_table(bidding[who])}")
+        plots += [("pacing", _pacing, True), ("outcomes", _outcomes, True)]
+    for title, draw, wanted in plots:
+        if wanted:
+            sections.append(f'<h3>{title}</h3><img alt="{title}" '
+                            f'src="data:image/png;base64,{_png(draw, report)}">')
+    sections.append(f"<h3>performance</h3>{_table(report['performance'])}")
+    style = "body{font-family:sans-serif;max-width:900px}th{text-align:left;padding-right:1em}"
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Backtest"
+                    f"</title><style>{style}</style></head><body>{''.join(sections)}"
+                    "</body></html>\n", encoding="utf-8")

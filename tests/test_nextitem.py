@@ -1,0 +1,74 @@
+"""Next-item hit rate and MRR, computed by hand on tiny streams."""
+
+from __future__ import annotations
+
+import pytest
+
+from backtest.nextitem import NextItemEval, rank_of
+
+ITEMS = [f"i{n}" for n in range(1, 21)]  # rank r holds item i<r>
+
+
+def test_rank_of_takes_the_best_rank_of_several_targets() -> None:
+    assert rank_of(ITEMS, ["i7", "i3"]) == 3
+    assert rank_of(ITEMS, ["x"]) is None
+
+
+def test_hit_rate_and_mrr_at_10_and_20() -> None:
+    ev = NextItemEval()
+    ev.recommend("u1", 0, ITEMS, ["i1"])
+    ev.observe("u1", 5, ["i2"])  # rank 2
+    ev.recommend("u2", 0, ITEMS, ["i12"])
+    ev.observe("u2", 5, ["i12"])  # rank 12: @20 only; baseline rank 1
+    ev.recommend("u3", 0, ITEMS, [])
+    ev.observe("u3", 5, ["nope"])  # miss
+    s = ev.summary()
+    assert s["evaluated"] == 3 and s["unresolved"] == 0
+    assert s["model"] == {"hit@10": pytest.approx(1 / 3, abs=1e-6),
+                          "mrr@10": pytest.approx(0.5 / 3, abs=1e-6),
+                          "hit@20": pytest.approx(2 / 3, abs=1e-6),
+                          "mrr@20": pytest.approx((0.5 + 1 / 12) / 3, abs=1e-6)}
+    assert s["baseline"]["hit@10"] == pytest.approx(1 / 3, abs=1e-6)
+    assert s["baseline"]["mrr@10"] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_each_recommendation_is_judged_by_the_next_item_event_only() -> None:
+    ev = NextItemEval()
+    ev.observe("u", 0, ["i1"])  # nothing pending: ignored
+    ev.recommend("u", 1, ITEMS, [])
+    ev.recommend("u", 2, ITEMS, [])
+    ev.observe("u", 3, ["i4"])  # judges both (rank 4)
+    ev.observe("u", 4, ["i1"])  # nothing left pending
+    ev.recommend("u", 5, ITEMS, [])  # never followed: unresolved
+    s = ev.summary()
+    assert (s["recommendations"], s["evaluated"], s["unresolved"]) == (3, 2, 1)
+    assert s["model"]["hit@10"] == 1.0 and s["model"]["mrr@10"] == 0.25
+
+
+def test_order_with_several_items_counts_once_with_its_best_rank() -> None:
+    ev = NextItemEval()
+    ev.recommend("u", 0, ITEMS, [])
+    ev.observe("u", 1, ["zz", "i5", "i2"])
+    s = ev.summary()
+    assert s["evaluated"] == 1 and s["model"]["mrr@10"] == 0.5
+
+
+def test_hit_rate_per_time_bucket_by_recommendation_time() -> None:
+    ev = NextItemEval(bucket_ms=100)
+    ev.recommend("a", 10, ITEMS, [])
+    ev.observe("a", 150, ["i1"])  # rec in bucket 0, resolved later: still bucket 0
+    ev.recommend("b", 120, ITEMS, [])
+    ev.observe("b", 130, ["x"])
+    rows = ev.summary()["by_time"]
+    assert [(r["start_ms"], r["n"], r["model"]["hit@10"]) for r in rows] == [
+        (0, 1, 1.0), (100, 1, 0.0)]
+    assert ev.summary()["model"]["hit@10"] == 0.5
+
+
+def test_long_replays_are_coarsened_to_few_buckets() -> None:
+    ev = NextItemEval(bucket_ms=1)
+    for t in range(500):
+        ev.recommend("u", t, ITEMS, [])
+        ev.observe("u", t, ["i1"])
+    rows = ev.summary()["by_time"]
+    assert len(rows) <= 48 and sum(r["n"] for r in rows) == 500
