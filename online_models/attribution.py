@@ -53,8 +53,16 @@ class Pending:
 
     __slots__ = ("campaign_id", "clicked", "cost", "impression_id", "ts", "user_id", "x")
 
-    def __init__(self, impression_id: str, user_id: str, campaign_id: str, ts: int,
-                 x: dict[str, float], cost: float, clicked: bool = False) -> None:
+    def __init__(
+        self,
+        impression_id: str,
+        user_id: str,
+        campaign_id: str,
+        ts: int,
+        x: dict[str, float],
+        cost: float,
+        clicked: bool = False,
+    ) -> None:
         self.impression_id = impression_id
         self.user_id = user_id
         self.campaign_id = campaign_id
@@ -65,22 +73,35 @@ class Pending:
 
     def at(self, ts: int) -> Pending:
         """The same impression as a click at `ts`, waiting for an order."""
-        return Pending(self.impression_id, self.user_id, self.campaign_id, ts, self.x,
-                       self.cost, True)
+        return Pending(
+            self.impression_id, self.user_id, self.campaign_id, ts, self.x, self.cost, True
+        )
 
     def to_state(self) -> list[Any]:
-        return [self.impression_id, self.user_id, self.campaign_id, self.ts, self.x, self.cost,
-                self.clicked]
+        return [
+            self.impression_id,
+            self.user_id,
+            self.campaign_id,
+            self.ts,
+            self.x,
+            self.cost,
+            self.clicked,
+        ]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> Pending:
-        return cls(str(s[0]), str(s[1]), str(s[2]), int(s[3]), dict(s[4]), float(s[5]),
-                   bool(s[6]))
+        return cls(str(s[0]), str(s[1]), str(s[2]), int(s[3]), dict(s[4]), float(s[5]), bool(s[6]))
 
 
 class Attribution:
-    def __init__(self, click_window: int, conversion_window: int, lateness: int,
-                 max_pending: int = 200_000, max_clicks_per_user: int = 5) -> None:
+    def __init__(
+        self,
+        click_window: int,
+        conversion_window: int,
+        lateness: int,
+        max_pending: int = 200_000,
+        max_clicks_per_user: int = 5,
+    ) -> None:
         self.click_window = click_window
         self.conversion_window = conversion_window
         self.lateness = lateness
@@ -107,8 +128,15 @@ class Attribution:
         self.seq += 1
         heapq.heappush(self.deadlines, (due, self.seq, kind, key))
 
-    def add_impression(self, impression_id: str, user_id: str, campaign_id: str, ts: int,
-                       x: dict[str, float], cost: float) -> list[Label]:
+    def add_impression(
+        self,
+        impression_id: str,
+        user_id: str,
+        campaign_id: str,
+        ts: int,
+        x: dict[str, float],
+        cost: float,
+    ) -> list[Label]:
         pending = Pending(impression_id, user_id, campaign_id, ts, x, cost)
         if len(self.impressions) >= self.max_pending:
             self._evict_oldest()
@@ -129,8 +157,11 @@ class Attribution:
             else:
                 self.counters["late_clicks"] += 1
             return []
-        if (pending.user_id != user_id or pending.clicked
-                or not 0 <= ts - pending.ts <= self.click_window):
+        if (
+            pending.user_id != user_id
+            or pending.clicked
+            or not 0 <= ts - pending.ts <= self.click_window
+        ):
             return []
         pending.clicked = True
         return self._open_click(pending.at(ts))
@@ -206,10 +237,13 @@ class Attribution:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "max_ts": self.max_ts, "seq": self.seq, "deadlines": self.deadlines,
+            "max_ts": self.max_ts,
+            "seq": self.seq,
+            "deadlines": self.deadlines,
             "impressions": [p.to_state() for p in self.impressions.values()],
             "clicks": {u: [c.to_state() for c in cs] for u, cs in self.clicks.items()},
-            "early_clicks": self.early_clicks, "early_orders": self.early_orders,
+            "early_clicks": self.early_clicks,
+            "early_orders": self.early_orders,
             "counters": self.counters,
         }
 
@@ -220,6 +254,7 @@ class Attribution:
         self.impressions = {p[0]: Pending.from_state(p) for p in s["impressions"]}
         self.clicks = {u: [Pending.from_state(c) for c in cs] for u, cs in s["clicks"].items()}
         self.early_clicks = {k: int(v) for k, v in s["early_clicks"].items()}
-        self.early_orders = {u: [(int(t), float(r)) for t, r in v]
-                             for u, v in s["early_orders"].items()}
+        self.early_orders = {
+            u: [(int(t), float(r)) for t, r in v] for u, v in s["early_orders"].items()
+        }
         self.counters = {k: int(v) for k, v in s["counters"].items()}

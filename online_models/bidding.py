@@ -47,8 +47,7 @@ class Pacer:
     """Proportional controller: spend ahead of an even spend of the budget lowers the
     factor, behind raises it; an exhausted budget or inactive campaign gives 0."""
 
-    def __init__(self, gain: float, low: float, high: float, threshold: float,
-                 shares: int) -> None:
+    def __init__(self, gain: float, low: float, high: float, threshold: float, shares: int) -> None:
         self.gain = gain
         self.low = low
         self.high = high
@@ -101,8 +100,12 @@ class Pacer:
     def load_state(self, s: dict[str, Any]) -> None:
         for c, (day, spend, factor, emitted) in s.items():
             p = self.campaigns.setdefault(c, CampaignPace())
-            p.day, p.spend, p.factor, p.emitted = int(day), float(spend), float(factor), float(
-                emitted)
+            p.day, p.spend, p.factor, p.emitted = (
+                int(day),
+                float(spend),
+                float(factor),
+                float(emitted),
+            )
 
 
 class ValueAverage:

@@ -51,7 +51,7 @@ class EngineConfig:
     def with_overrides(self, overrides: dict[str, Any]) -> EngineConfig:
         """Override fields by name, coercing to each field's type (used by settings)."""
         kinds = {f.name: f.type for f in fields(self)}
-        clean = {}
+        clean: dict[str, Any] = {}
         for key, value in overrides.items():
             if key not in kinds:
                 raise KeyError(f"unknown domain setting {key!r}")

@@ -83,7 +83,8 @@ def decode_input(stream: str, raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) ->
 def decode_dict(stream: str, obj: dict[str, Any]) -> InputEvent | Campaign:
     """Validate an already-parsed object (used by importers and tests)."""
     try:
-        return msgspec.convert(normalize(obj), EVENT_TYPES[stream])  # type: ignore[no-any-return]
+        event: InputEvent | Campaign = msgspec.convert(normalize(obj), EVENT_TYPES[stream])
+        return event
     except TimestampError as exc:
         raise DecodeError("bad_timestamp", str(exc)) from None
     except msgspec.ValidationError as exc:

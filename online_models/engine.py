@@ -47,8 +47,14 @@ class Result:
 
     __slots__ = ("duplicate", "expired", "labels", "outputs", "state")
 
-    def __init__(self, state: UserState, outputs: list[Output], expired: list[str],
-                 labels: int = 0, duplicate: bool = False) -> None:
+    def __init__(
+        self,
+        state: UserState,
+        outputs: list[Output],
+        expired: list[str],
+        labels: int = 0,
+        duplicate: bool = False,
+    ) -> None:
         self.state = state
         self.outputs = outputs
         self.expired = expired
@@ -57,21 +63,31 @@ class Result:
 
 
 class PartitionEngine:
-    def __init__(self, cfg: EngineConfig, partition: int,
-                 campaigns: Mapping[str, Campaign] | None = None) -> None:
+    def __init__(
+        self, cfg: EngineConfig, partition: int, campaigns: Mapping[str, Campaign] | None = None
+    ) -> None:
         self.cfg = cfg
         self.partition = partition
         self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
         self.attribution = Attribution(
-            cfg.click_window_ms, cfg.conversion_window_ms, cfg.allowed_lateness_ms,
-            cfg.max_pending_impressions, cfg.max_pending_clicks_per_user)
+            cfg.click_window_ms,
+            cfg.conversion_window_ms,
+            cfg.allowed_lateness_ms,
+            cfg.max_pending_impressions,
+            cfg.max_pending_clicks_per_user,
+        )
         self.models = Models(cfg.learning_rate, cfg.l2)
         self.segmenter = Segmenter(cfg.segments)
         self.recommender = Recommender(
-            cfg.covis_neighbors, cfg.covis_lookback, cfg.covis_half_life_ms,
-            cfg.trending_half_life_ms, cfg.max_items)
-        self.pacer = Pacer(cfg.pacing_gain, cfg.pacing_min, cfg.pacing_max,
-                           cfg.pacing_threshold, cfg.partitions)
+            cfg.covis_neighbors,
+            cfg.covis_lookback,
+            cfg.covis_half_life_ms,
+            cfg.trending_half_life_ms,
+            cfg.max_items,
+        )
+        self.pacer = Pacer(
+            cfg.pacing_gain, cfg.pacing_min, cfg.pacing_max, cfg.pacing_threshold, cfg.partitions
+        )
         self.values = ValueAverage()
         self.costs = ValueAverage()
         self.activity: OrderedDict[str, int] = OrderedDict()
@@ -82,8 +98,9 @@ class PartitionEngine:
         return known if known is not None else Campaign(campaign_id=campaign_id)
 
     # The one entry point -------------------------------------------------------
-    def process(self, source: str, ev: InputEvent, state: UserState | None,
-                offset: int | None = None) -> Result:
+    def process(
+        self, source: str, ev: InputEvent, state: UserState | None, offset: int | None = None
+    ) -> Result:
         """Apply one input event; `offset` (live: the Kafka offset) makes it idempotent."""
         user = ev.user_id
         if state is None:
@@ -120,8 +137,9 @@ class PartitionEngine:
         p = state.profile
         if ev.item_id is not None and ev.type in ITEM_WEIGHTS:
             since = ev.ts - self.cfg.session_gap_ms
-            previous = [str(i) for i, t in p.recent_items[-self.cfg.covis_lookback :]
-                        if int(t) >= since]
+            previous = [
+                str(i) for i, t in p.recent_items[-self.cfg.covis_lookback :] if int(t) >= since
+            ]
             self.recommender.observe_item(ev.item_id, ev.category, ev.ts, ITEM_WEIGHTS[ev.type])
             self.recommender.observe_pair(previous, ev.item_id, ev.ts)
         apply_click(p, ev, self.cfg)
@@ -139,15 +157,19 @@ class PartitionEngine:
         p.segment = self.segmenter.assign(p.rfm(ev.ts))
         return self.attribution.order(ev.user_id, ev.ts, float(ev.total or 0.0))
 
-    def _impression(self, ev: AdImpression, state: UserState, source_id: str,
-                    outputs: list[Output]) -> list[Label]:
+    def _impression(
+        self, ev: AdImpression, state: UserState, source_id: str, outputs: list[Output]
+    ) -> list[Label]:
         p = state.profile
         campaign = self.campaign(ev.campaign_id)
         x = impression_features(p, campaign, ev.placement, ev.context, ev.ts, self.cfg.hash_bits)
         apply_impression(p, ev, self.cfg)
         state.campaigns[ev.campaign_id] = [
-            ev.ts, ev.placement or "-", str(ev.context.get("device", "-")),
-            str(ev.context.get("region", "-"))]
+            ev.ts,
+            ev.placement or "-",
+            str(ev.context.get("device", "-")),
+            str(ev.context.get("region", "-")),
+        ]
         if len(state.campaigns) > self.cfg.max_user_campaigns:
             oldest = min(state.campaigns, key=lambda c: (int(state.campaigns[c][0]), c))
             del state.campaigns[oldest]
@@ -157,11 +179,13 @@ class PartitionEngine:
         if self.pacer.moved(ev.campaign_id):
             outputs.append(self._pacing_update(campaign, ev.ts, source_id))
         return self.attribution.add_impression(
-            ev.impression_id, ev.user_id, ev.campaign_id, ev.ts, x, ev.cost)
+            ev.impression_id, ev.user_id, ev.campaign_id, ev.ts, x, ev.cost
+        )
 
     # Outputs --------------------------------------------------------------------
-    def _recommend(self, state: UserState, ts: int, source_id: str, outputs: list[Output],
-                   current: str | None) -> None:
+    def _recommend(
+        self, state: UserState, ts: int, source_id: str, outputs: list[Output], current: str | None
+    ) -> None:
         if state.last_rec_ts and ts - state.last_rec_ts < self.cfg.rec_interval_ms:
             return
         p = state.profile
@@ -171,14 +195,22 @@ class PartitionEngine:
             exclude.add(current)
         recent = [str(i) for i, _ in p.recent_items]
         items, strategy = self.recommender.recommend(
-            recent, p.categories, exclude, self.cfg.top_k, ts)
+            recent, p.categories, exclude, self.cfg.top_k, ts
+        )
         if not items:
             return
         state.last_rec_ts = ts
-        outputs.append(Recommendation(
-            event_id=stable_id("rec", source_id), ts=ts, user_id=p.user_id,
-            items=[RecommendedItem(i, s) for i, s in items], strategy=strategy,
-            model_version=self.models.version(self.partition), source_event_id=source_id))
+        outputs.append(
+            Recommendation(
+                event_id=stable_id("rec", source_id),
+                ts=ts,
+                user_id=p.user_id,
+                items=[RecommendedItem(i, s) for i, s in items],
+                strategy=strategy,
+                model_version=self.models.version(self.partition),
+                source_event_id=source_id,
+            )
+        )
 
     def _bid(self, state: UserState, ts: int, source_id: str, outputs: list[Output]) -> None:
         p = state.profile
@@ -186,8 +218,14 @@ class PartitionEngine:
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
                 continue
             campaign = self.campaign(campaign_id)
-            x = impression_features(p, campaign, str(placement),
-                                    {"device": device, "region": region}, ts, self.cfg.hash_bits)
+            x = impression_features(
+                p,
+                campaign,
+                str(placement),
+                {"device": device, "region": region},
+                ts,
+                self.cfg.hash_bits,
+            )
             p_click, p_conv, revenue = self.models.predict(x)
             value = p_click * p_conv * revenue / campaign.target_roas
             average = self.values.update(campaign_id, value)
@@ -195,28 +233,52 @@ class PartitionEngine:
             multiplier = round(clip_multiplier(value, average, campaign) * pacing, 6)
             previous = state.bids.get(campaign_id)
             if previous is not None and abs(multiplier - previous) <= self.cfg.bid_threshold * max(
-                    previous, 0.05):
+                previous, 0.05
+            ):
                 continue
             state.bids[campaign_id] = multiplier
             cost = self.costs.means.get(campaign_id, 0.0)
-            outputs.append(BidAdjustment(
-                event_id=stable_id("bid", source_id, campaign_id), ts=ts, user_id=p.user_id,
-                campaign_id=campaign_id, multiplier=multiplier, p_click=round(p_click, 6),
-                p_conversion=round(p_conv, 6), expected_revenue=round(revenue, 4),
-                expected_roas=round(p_click * p_conv * revenue / cost, 6) if cost > 0 else None,
-                pacing_factor=pacing, reason="new" if previous is None else "value_moved",
-                ttl_s=self.cfg.bid_ttl_s, model_version=self.models.version(self.partition),
-                source_event_id=source_id, shard=self.partition, shards=self.cfg.partitions))
+            outputs.append(
+                BidAdjustment(
+                    event_id=stable_id("bid", source_id, campaign_id),
+                    ts=ts,
+                    user_id=p.user_id,
+                    campaign_id=campaign_id,
+                    multiplier=multiplier,
+                    p_click=round(p_click, 6),
+                    p_conversion=round(p_conv, 6),
+                    expected_revenue=round(revenue, 4),
+                    expected_roas=round(p_click * p_conv * revenue / cost, 6) if cost > 0 else None,
+                    pacing_factor=pacing,
+                    reason="new" if previous is None else "value_moved",
+                    ttl_s=self.cfg.bid_ttl_s,
+                    model_version=self.models.version(self.partition),
+                    source_event_id=source_id,
+                    shard=self.partition,
+                    shards=self.cfg.partitions,
+                )
+            )
 
     def _pacing_update(self, campaign: Campaign, ts: int, source_id: str) -> BidAdjustment:
         factor = self.pacer.factor(campaign.campaign_id)
         return BidAdjustment(
-            event_id=stable_id("pace", source_id, campaign.campaign_id), ts=ts, user_id=None,
-            campaign_id=campaign.campaign_id, multiplier=factor, p_click=None,
-            p_conversion=None, expected_revenue=None, expected_roas=None, pacing_factor=factor,
-            reason="budget_exhausted" if factor == 0 else "pacing", ttl_s=self.cfg.bid_ttl_s,
-            model_version=self.models.version(self.partition), source_event_id=source_id,
-            shard=self.partition, shards=self.cfg.partitions)
+            event_id=stable_id("pace", source_id, campaign.campaign_id),
+            ts=ts,
+            user_id=None,
+            campaign_id=campaign.campaign_id,
+            multiplier=factor,
+            p_click=None,
+            p_conversion=None,
+            expected_revenue=None,
+            expected_roas=None,
+            pacing_factor=factor,
+            reason="budget_exhausted" if factor == 0 else "pacing",
+            ttl_s=self.cfg.bid_ttl_s,
+            model_version=self.models.version(self.partition),
+            source_event_id=source_id,
+            shard=self.partition,
+            shards=self.cfg.partitions,
+        )
 
     def _expired(self) -> list[str]:
         """Users idle for longer than the profile TTL, in event time."""
@@ -238,11 +300,15 @@ class PartitionEngine:
     # Snapshots ------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {
-            "partition": self.partition, "events": self.events,
-            "models": self.models.to_state(), "segmenter": self.segmenter.to_state(),
+            "partition": self.partition,
+            "events": self.events,
+            "models": self.models.to_state(),
+            "segmenter": self.segmenter.to_state(),
             "recommender": self.recommender.to_state(),
-            "attribution": self.attribution.to_state(), "pacer": self.pacer.to_state(),
-            "values": self.values.means, "costs": self.costs.means,
+            "attribution": self.attribution.to_state(),
+            "pacer": self.pacer.to_state(),
+            "values": self.values.means,
+            "costs": self.costs.means,
         }
 
     def load_state(self, s: dict[str, Any]) -> None:

@@ -71,14 +71,24 @@ class BinaryScore:
             pos = sum(self.pos[i * step : (i + 1) * step])
             neg = sum(self.neg[i * step : (i + 1) * step])
             if pos + neg:
-                out.append({"bin": (i + 0.5) / points, "observed": pos / (pos + neg),
-                            "n": float(pos + neg)})
+                out.append(
+                    {
+                        "bin": (i + 0.5) / points,
+                        "observed": pos / (pos + neg),
+                        "n": float(pos + neg),
+                    }
+                )
         return out
 
     def summary(self) -> dict[str, float | None]:
         """Metrics as JSON-safe numbers (None where undefined so far)."""
-        return {"n": self.n, "logloss": _num(self.logloss), "auc": _num(self.auc),
-                "calibration": _num(self.calibration), "positives": self.y_sum}
+        return {
+            "n": self.n,
+            "logloss": _num(self.logloss),
+            "auc": _num(self.auc),
+            "calibration": _num(self.calibration),
+            "positives": self.y_sum,
+        }
 
     @classmethod
     def merged(cls, scores: list[BinaryScore]) -> BinaryScore:
@@ -94,8 +104,15 @@ class BinaryScore:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        return {"bins": self.bins, "n": self.n, "loss_sum": self.loss_sum, "p_sum": self.p_sum,
-                "y_sum": self.y_sum, "pos": self.pos, "neg": self.neg}
+        return {
+            "bins": self.bins,
+            "n": self.n,
+            "loss_sum": self.loss_sum,
+            "p_sum": self.p_sum,
+            "y_sum": self.y_sum,
+            "pos": self.pos,
+            "neg": self.neg,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> BinaryScore:
@@ -123,8 +140,11 @@ class RegressionScore:
         return self.abs_sum / self.n if self.n else math.nan
 
     def summary(self) -> dict[str, float | None]:
-        return {"n": self.n, "mae": _num(self.mae),
-                "mean_target": self.y_sum / self.n if self.n else None}
+        return {
+            "n": self.n,
+            "mae": _num(self.mae),
+            "mean_target": self.y_sum / self.n if self.n else None,
+        }
 
     def to_state(self) -> dict[str, Any]:
         return {"n": self.n, "abs_sum": self.abs_sum, "y_sum": self.y_sum}

@@ -24,8 +24,17 @@ ClickType = Literal[
 ]
 ITEM_EVENT_TYPES = frozenset({"view", "click", "add_to_cart", "remove_from_cart", "wishlist"})
 OrderStatus = Literal["placed", "cancelled", "refunded"]
-ID_FIELDS = ("event_id", "user_id", "session_id", "item_id", "category", "impression_id",
-             "order_id", "campaign_id", "ad_id")
+ID_FIELDS = (
+    "event_id",
+    "user_id",
+    "session_id",
+    "item_id",
+    "category",
+    "impression_id",
+    "order_id",
+    "campaign_id",
+    "ad_id",
+)
 
 # Bounds against absurd inputs; larger values are producer bugs, not commerce.
 MAX_ORDER_ITEMS = 500

@@ -6,8 +6,9 @@ Hashing uses CRC32, which, unlike Python's `hash`, is the same in every process.
 
 >>> c = Campaign(campaign_id="c1", category="shoes")
 >>> x = impression_features(Profile(user_id="u"), c, "top", {"device": "ios"}, 0, bits=18)
->>> sorted(k for k in x if not k.startswith("h"))
-['ad_affinity', 'ad_is_top', 'bias', 'carts', 'ctr', 'log_imps', 'monetary', 'orders', 'tod_cos', 'tod_sin', 'views']
+>>> sorted(k for k in x if not k.startswith("h"))  # doctest: +NORMALIZE_WHITESPACE
+['ad_affinity', 'ad_is_top', 'bias', 'carts', 'ctr', 'log_imps', 'monetary', 'orders',
+ 'tod_cos', 'tod_sin', 'views']
 >>> len([k for k in x if k.startswith("h")])
 8
 """
@@ -39,8 +40,11 @@ def impression_features(
     """What is known when an impression is served: user history, campaign, context."""
     campaign_id = campaign.campaign_id
     total_affinity = sum(p.categories.values())
-    ad_affinity = (p.categories.get(campaign.category, 0.0) / total_affinity
-                   if campaign.category is not None and total_affinity > 0 else 0.0)
+    ad_affinity = (
+        p.categories.get(campaign.category, 0.0) / total_affinity
+        if campaign.category is not None and total_affinity > 0
+        else 0.0
+    )
     hour = (ts % DAY_MS) / DAY_MS * 2 * math.pi
     top = max(p.categories.items(), key=lambda kv: (kv[1], kv[0]))[0] if p.categories else "-"
     device = str(context.get("device", "-"))

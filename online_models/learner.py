@@ -45,13 +45,17 @@ class Models:
 
     def predict(self, x: dict[str, float]) -> tuple[float, float, float]:
         """(p_click, p_conversion given click, expected revenue given conversion)."""
-        return self.click.predict_one(x), self.conversion.predict_one(x), self.revenue.predict_one(x)
+        return (
+            self.click.predict_one(x),
+            self.conversion.predict_one(x),
+            self.revenue.predict_one(x),
+        )
 
     def version(self, partition: int) -> str:
         """Changes every 1,000 learned click labels: which model made an output."""
         return f"{MODEL_FAMILY}.p{partition}.k{self.click.n_learned // 1000}"
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def summary(self) -> dict[str, dict[str, float | None]]:
         return {
             "click": self.click_score.summary(),
             "conversion": self.conversion_score.summary(),
@@ -60,8 +64,10 @@ class Models:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "click": self.click.to_state(), "conversion": self.conversion.to_state(),
-            "revenue": self.revenue.to_state(), "click_score": self.click_score.to_state(),
+            "click": self.click.to_state(),
+            "conversion": self.conversion.to_state(),
+            "revenue": self.revenue.to_state(),
+            "click_score": self.click_score.to_state(),
             "conversion_score": self.conversion_score.to_state(),
             "revenue_score": self.revenue_score.to_state(),
         }

@@ -68,7 +68,8 @@ class OnlineRevenue:
         self.learning_rate = learning_rate
         self.prior = prior
         self.model = linear_model.LinearRegression(
-            optimizer=optim.SGD(learning_rate), intercept_init=math.log1p(prior),
+            optimizer=optim.SGD(learning_rate),
+            intercept_init=math.log1p(prior),
             intercept_lr=learning_rate,
         )
         self.n_learned = 0

@@ -116,9 +116,14 @@ def _remember(items: list[list[str | int]], item: str, ts: int, cap: int) -> Non
                 return
             del items[i]
             break
-    bisect.insort(items, [item, ts], key=lambda e: (int(e[1]), str(e[0])))
+    entry: list[str | int] = [item, ts]
+    bisect.insort(items, entry, key=_item_order)
     if len(items) > cap:
         del items[0]
+
+
+def _item_order(entry: list[str | int]) -> tuple[int, str]:
+    return int(entry[1]), str(entry[0])
 
 
 def _session(p: Profile, session_id: str | None, ts: int, cfg: EngineConfig) -> None:

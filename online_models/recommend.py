@@ -39,8 +39,14 @@ class ForwardDecay:
 
 
 class Recommender:
-    def __init__(self, neighbors: int, lookback: int, covis_half_life: float,
-                 trending_half_life: float, max_items: int) -> None:
+    def __init__(
+        self,
+        neighbors: int,
+        lookback: int,
+        covis_half_life: float,
+        trending_half_life: float,
+        max_items: int,
+    ) -> None:
         self.neighbors = neighbors
         self.lookback = lookback
         self.max_items = max_items
@@ -103,8 +109,9 @@ class Recommender:
         _trim(row, self.neighbors)
 
     def _prune_items(self) -> None:
-        keep = heapq.nlargest(self.max_items // 2, self.popularity.items(),
-                              key=lambda kv: (kv[1], kv[0]))
+        keep = heapq.nlargest(
+            self.max_items // 2, self.popularity.items(), key=lambda kv: (kv[1], kv[0])
+        )
         self.popularity = dict(keep)
         self.category_of = {i: c for i, c in self.category_of.items() if i in self.popularity}
         self.covis = {i: row for i, row in self.covis.items() if i in self.popularity}
@@ -119,8 +126,9 @@ class Recommender:
         self.pop_decay.origin = ts
         self.popularity = {i: v * f for i, v in self.popularity.items()}
         self.trending = {i: v * f for i, v in self.trending.items()}
-        self.category_top = {c: {i: v * f for i, v in top.items()}
-                             for c, top in self.category_top.items()}
+        self.category_top = {
+            c: {i: v * f for i, v in top.items()} for c, top in self.category_top.items()
+        }
 
     def _rescale_covis(self, ts: int) -> None:
         f = 1.0 / self.covis_decay.weight(ts)
@@ -129,8 +137,9 @@ class Recommender:
             for k in row:
                 row[k] *= f
 
-    def recommend(self, recent: list[str], affinity: Mapping[str, float], exclude: set[str],
-                  k: int, now: int) -> tuple[list[tuple[str, float]], str]:
+    def recommend(
+        self, recent: list[str], affinity: Mapping[str, float], exclude: set[str], k: int, now: int
+    ) -> tuple[list[tuple[str, float]], str]:
         """Top-k (item, score) for a user, and the strategy that produced the top item."""
         scores: dict[str, float] = {}
         get = scores.get
@@ -155,8 +164,11 @@ class Recommender:
         ranked = heapq.nlargest(k, scores.items(), key=_score)
         if not ranked:
             return [], "none"
-        strategy = "covisitation" if ranked[0][0] in covis_items else (
-            "affinity" if total_aff > 0 else "trending")
+        strategy = (
+            "covisitation"
+            if ranked[0][0] in covis_items
+            else ("affinity" if total_aff > 0 else "trending")
+        )
         self.recommended.update(i for i, _ in ranked)
         return [(i, round(s, 6)) for i, s in ranked], strategy
 
@@ -188,10 +200,15 @@ class Recommender:
         return len(self.recommended) / len(self.popularity) if self.popularity else 0.0
 
     def to_state(self) -> dict[str, Any]:
-        return {"covis_origin": self.covis_decay.origin, "pop_origin": self.pop_decay.origin,
-                "covis": self.covis, "popularity": self.popularity,
-                "category_of": self.category_of, "trending": self.trending,
-                "category_top": self.category_top}
+        return {
+            "covis_origin": self.covis_decay.origin,
+            "pop_origin": self.pop_decay.origin,
+            "covis": self.covis,
+            "popularity": self.popularity,
+            "category_of": self.category_of,
+            "trending": self.trending,
+            "category_top": self.category_top,
+        }
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.covis_decay.origin = int(s["covis_origin"])
@@ -200,8 +217,9 @@ class Recommender:
         self.popularity = {i: float(v) for i, v in s["popularity"].items()}
         self.category_of = dict(s["category_of"])
         self.trending = {i: float(v) for i, v in s["trending"].items()}
-        self.category_top = {c: {i: float(v) for i, v in top.items()}
-                             for c, top in s["category_top"].items()}
+        self.category_top = {
+            c: {i: float(v) for i, v in top.items()} for c, top in s["category_top"].items()
+        }
 
 
 def _offer(top: dict[str, float], item: str, score: float, n: int) -> None:

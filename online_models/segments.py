@@ -48,7 +48,9 @@ class Segmenter:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "n_clusters": self.n_clusters, "halflife": self.halflife, "seed": self.seed,
+            "n_clusters": self.n_clusters,
+            "halflife": self.halflife,
+            "seed": self.seed,
             "centers": {str(k): dict(v) for k, v in self.model.centers.items()},
             "n_learned": self.n_learned,
         }

@@ -33,8 +33,11 @@ def kafka_client_kwargs(s: Settings) -> dict[str, Any]:
     if "SSL" in s.security_protocol:
         kw["ssl_context"] = _ssl_context(s)
     if s.security_protocol.startswith("SASL"):
-        kw.update(sasl_mechanism=s.sasl_mechanism, sasl_plain_username=s.sasl_username,
-                  sasl_plain_password=s.sasl_password)
+        kw.update(
+            sasl_mechanism=s.sasl_mechanism,
+            sasl_plain_username=s.sasl_username,
+            sasl_plain_password=s.sasl_password,
+        )
     return kw
 
 
@@ -48,8 +51,11 @@ def _ssl_context(s: Settings) -> ssl.SSLContext:
 def _credentials(s: Settings) -> Any:
     if s.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
-            username=s.sasl_username, password=s.sasl_password, mechanism=s.sasl_mechanism,
-            ssl_context=_ssl_context(s) if s.security_protocol == "SASL_SSL" else None)
+            username=s.sasl_username,
+            password=s.sasl_password,
+            mechanism=s.sasl_mechanism,
+            ssl_context=_ssl_context(s) if s.security_protocol == "SASL_SSL" else None,
+        )
     if s.security_protocol == "SSL":
         return faust.SSLCredentials(_ssl_context(s))
     return None
@@ -85,8 +91,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     runtime = Runtime(settings, cfg, metrics, client_kwargs)
 
     def raw_topic(name: str) -> Any:
-        return app.topic(name, key_serializer="raw", value_serializer="raw",
-                         partitions=settings.partitions)
+        return app.topic(
+            name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+        )
 
     inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
     users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions)
@@ -124,7 +131,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
+        ready = app.tables.recovery.completed.is_set() and not app.rebalancing  # type: ignore[attr-defined]
         return web.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/profiles/{user_id}")
@@ -132,14 +139,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         state = runtime.users.get(user_id)
         if state is None:
             return web.json({"error": "unknown here (expired or on another worker)"}, status=404)
-        return web.json({"profile": msgspec.to_builtins(state.profile),
-                         "applied_offsets": state.applied})
+        return web.json(
+            {"profile": msgspec.to_builtins(state.profile), "applied_offsets": state.applied}
+        )
 
     @app.page("/models")
     async def models_view(web: Any, request: Any) -> Any:
         return web.json(runtime.model_report())
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         runtime.users.forget_cache()
         mine = {tp.partition for tp in revoked if tp.topic in settings.input_topics()}
@@ -147,7 +155,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             await runtime.snapshot(p, runtime.engines[p])
         runtime.drop(mine)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         metrics.rebalances.inc()
         runtime.consumer = app.consumer

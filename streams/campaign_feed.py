@@ -15,8 +15,9 @@ from streams.codec import dead_letter
 log = logging.getLogger(__name__)
 
 
-async def follow_campaigns(client_kwargs: dict[str, Any], settings: Any, runtime: Any,
-                           app: Any) -> None:
+async def follow_campaigns(
+    client_kwargs: dict[str, Any], settings: Any, runtime: Any, app: Any
+) -> None:
     topic = settings.topic_campaigns
     consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **client_kwargs)
     await consumer.start()
@@ -45,8 +46,15 @@ async def _apply(msg: Any, runtime: Any, settings: Any, app: Any) -> None:
     try:
         campaign = decode_input(CAMPAIGNS, msg.value, settings.max_message_bytes)
     except DecodeError as exc:
-        value, headers = dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                                     exc.reason, f"{type(exc).__name__}: {exc.detail}")
+        value, headers = dead_letter(
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            msg.key,
+            msg.value,
+            exc.reason,
+            f"{type(exc).__name__}: {exc.detail}",
+        )
         await runtime.topics["dead-letter"].send(key=msg.key, value=value, headers=headers)
         runtime.metrics.dead_letters.labels(msg.topic, exc.reason).inc()
         return

@@ -45,9 +45,24 @@ def _produce_demo(args: argparse.Namespace) -> int:
     from streams.demo import produce_demo
 
     settings = Settings.from_env()
-    sent = asyncio.run(produce_demo(settings, kafka_client_kwargs(settings), args.rate,
-                                    args.limit))
+    sent = asyncio.run(produce_demo(settings, kafka_client_kwargs(settings), args.rate, args.limit))
     print(f"sent {sent} events")
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from online_models.schemas import schemas
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for topic, schema in schemas().items():
+        (out / f"{topic}.schema.json").write_text(
+            json.dumps(schema, indent=2, sort_keys=True) + "\n"
+        )
+    print(f"wrote {len(schemas())} schemas to {out}")
     return 0
 
 
@@ -63,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--rate", type=float, default=400.0)
     pd.add_argument("--limit", type=int, default=None)
     pd.set_defaults(func=_produce_demo)
+    sc = sub.add_parser("schemas", help="write the JSON Schemas of every topic")
+    sc.add_argument("--out", default="schemas")
+    sc.set_defaults(func=_schemas)
     from backtest.importers import add_import_parser
 
     add_import_parser(sub)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+
 import msgspec
 import orjson
 
@@ -13,18 +14,28 @@ def encode_output(obj: msgspec.Struct) -> bytes:
     return orjson.dumps(msgspec.to_builtins(obj))
 
 
-def dead_letter(topic: str, partition: int, offset: int, key: bytes | None, raw: bytes,
-                reason: str, error: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+def dead_letter(
+    topic: str, partition: int, offset: int, key: bytes | None, raw: bytes, reason: str, error: str
+) -> tuple[bytes, list[tuple[str, bytes]]]:
     """Dead-letter value and headers: the original bytes survive exactly."""
     try:
         payload, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         payload, encoding = base64.b64encode(raw).decode(), "base64"
     record = DeadLetter(
-        source_topic=topic, source_partition=partition, source_offset=offset, reason=reason,
-        error=error[:500], payload=payload, payload_encoding=encoding,
-        key=key.decode("utf-8", "replace") if key is not None else None)
-    headers = [("reason", reason.encode()), ("source_topic", topic.encode()),
-               ("source_partition", str(partition).encode()),
-               ("source_offset", str(offset).encode())]
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        reason=reason,
+        error=error[:500],
+        payload=payload,
+        payload_encoding=encoding,
+        key=key.decode("utf-8", "replace") if key is not None else None,
+    )
+    headers = [
+        ("reason", reason.encode()),
+        ("source_topic", topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
+    ]
     return encode_output(record), headers

@@ -26,30 +26,40 @@ from streams.topics import create_topics
 RUN_DIR = Path(".run")
 
 
-async def produce_demo(s: Settings, client_kwargs: dict[str, Any], rate: float,
-                       limit: int | None = None, seed: int = 7) -> int:
+async def produce_demo(
+    s: Settings, client_kwargs: dict[str, Any], rate: float, limit: int | None = None, seed: int = 7
+) -> int:
     """Send campaigns, then a synthetic stream at `rate` events/s (with a few malformed
     records, so the dead-letter path shows), keyed by user id."""
     from backtest.synthetic import campaigns, generate, malformed_inputs
 
-    topic_of = {"clickstream": s.topic_clickstream, "orders": s.topic_orders,
-                "ad-impressions": s.topic_impressions}
+    topic_of = {
+        "clickstream": s.topic_clickstream,
+        "orders": s.topic_orders,
+        "ad-impressions": s.topic_impressions,
+    }
     producer = AIOKafkaProducer(linger_ms=5, **client_kwargs)
     await producer.start()
     sent = 0
     try:
         for c in campaigns(3):
-            await producer.send(s.topic_campaigns, key=c["campaign_id"].encode(),
-                                value=orjson.dumps(c))
+            await producer.send(
+                s.topic_campaigns, key=c["campaign_id"].encode(), value=orjson.dumps(c)
+            )
         bad = malformed_inputs()
         start = time.monotonic()
-        events = generate(n_users=5000, duration_s=7 * 86400, seed=seed,
-                          start_ms=int(time.time() * 1000))
+        events = generate(
+            n_users=5000, duration_s=7 * 86400, seed=seed, start_ms=int(time.time() * 1000)
+        )
         for topic, event in events:
             if limit is not None and sent >= limit:
                 break
-            await producer.send(topic_of[topic], key=str(event["user_id"]).encode(),
-                                value=orjson.dumps(event), timestamp_ms=int(event["ts"]))
+            await producer.send(
+                topic_of[topic],
+                key=str(event["user_id"]).encode(),
+                value=orjson.dumps(event),
+                timestamp_ms=int(event["ts"]),
+            )
             sent += 1
             if sent % 1000 == 0:
                 t, raw, _ = bad[(sent // 1000) % len(bad)]
@@ -73,13 +83,18 @@ class Summary:
         self.samples: dict[str, Any] = {}
 
     async def run(self, every_s: float = 2.0) -> None:
-        names = {self.s.topic_recommendations: "recommendations",
-                 self.s.topic_bid_adjustments: "bid-adjustments",
-                 self.s.topic_dead_letter: "dead-letter"}
+        names = {
+            self.s.topic_recommendations: "recommendations",
+            self.s.topic_bid_adjustments: "bid-adjustments",
+            self.s.topic_dead_letter: "dead-letter",
+        }
         consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self.kwargs)
         await consumer.start()
-        tps = [TopicPartition(t, p) for t in names
-               for p in sorted(consumer.partitions_for_topic(t) or [])]
+        tps = [
+            TopicPartition(t, p)
+            for t in names
+            for p in sorted(consumer.partitions_for_topic(t) or [])
+        ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         last = (time.monotonic(), 0.0, 0)
@@ -101,10 +116,14 @@ class Summary:
         events_in = scraped.get("in", 0.0)
         out = sum(self.counts.values())
         dt = max(now - last[0], 1e-6)
-        print(f"[ecom-stream] in {(events_in - last[1]) / dt:7.0f}/s  out {(out - last[2]) / dt:6.0f}/s"
-              f"  recs {self.counts['recommendations']}  bids {self.counts['bid-adjustments']}"
-              f"  dead-letters {self.counts['dead-letter']}  click AUC {scraped.get('auc', 'n/a')}"
-              f"  log-loss {scraped.get('logloss', 'n/a')}", flush=True)
+        rate_in, rate_out = (events_in - last[1]) / dt, (out - last[2]) / dt
+        print(
+            f"[ecom-stream] in {rate_in:7.0f}/s  out {rate_out:6.0f}/s"
+            f"  recs {self.counts['recommendations']}  bids {self.counts['bid-adjustments']}"
+            f"  dead-letters {self.counts['dead-letter']}  click AUC {scraped.get('auc', 'n/a')}"
+            f"  log-loss {scraped.get('logloss', 'n/a')}",
+            flush=True,
+        )
         for name in ("recommendations", "bid-adjustments"):
             if name in self.samples:
                 print(f"    {name[:-1]}: {_brief(self.samples[name])}", flush=True)
@@ -116,8 +135,9 @@ def _scrape(url: str) -> dict[str, Any]:
         text = urllib.request.urlopen(url, timeout=1).read().decode()
     except OSError:
         return {}
-    out: dict[str, Any] = {"in": sum(float(v) for v in re.findall(
-        r'^ecom_events_in_total\{[^}]*\} (\S+)', text, re.M))}
+    out: dict[str, Any] = {
+        "in": sum(float(v) for v in re.findall(r"^ecom_events_in_total\{[^}]*\} (\S+)", text, re.M))
+    }
     for key, metric in (("auc", "ecom_model_auc"), ("logloss", "ecom_model_logloss")):
         m = re.search(rf'^{metric}\{{model="click"\}} (\S+)', text, re.M)
         if m:
@@ -130,8 +150,10 @@ def _brief(raw: bytes) -> str:
     if "items" in d:
         items = ", ".join(i["item_id"] for i in d["items"][:5])
         return f"user {d['user_id']} -> [{items}, ...] ({d['strategy']})"
-    return (f"user {d['user_id']} campaign {d['campaign_id']} x{d['multiplier']:.2f} "
-            f"(p_click {d['p_click']}, pacing {d['pacing_factor']:.2f}, {d['reason']})")
+    return (
+        f"user {d['user_id']} campaign {d['campaign_id']} x{d['multiplier']:.2f} "
+        f"(p_click {d['p_click']}, pacing {d['pacing_factor']:.2f}, {d['reason']})"
+    )
 
 
 def run_demo(rate: float) -> int:
@@ -155,10 +177,17 @@ def run_demo(rate: float) -> int:
     try:
         asyncio.run(create_topics(s, kwargs))
         log = (RUN_DIR / "worker.log").open("wb")
-        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        print(f"[ecom-stream] worker pid {worker.pid}, log {RUN_DIR / 'worker.log'}, "
-              f"metrics http://{s.web_host}:{s.web_port}/metrics  (Ctrl-C stops)")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        print(
+            f"[ecom-stream] worker pid {worker.pid}, log {RUN_DIR / 'worker.log'}, "
+            f"metrics http://{s.web_host}:{s.web_port}/metrics  (Ctrl-C stops)"
+        )
         url = f"http://{s.web_host}:{s.web_port}/metrics"
         asyncio.run(_demo_loop(s, kwargs, rate, url))
     except KeyboardInterrupt:
@@ -177,8 +206,7 @@ def run_demo(rate: float) -> int:
 
 async def _demo_loop(s: Settings, kwargs: dict[str, Any], rate: float, url: str) -> None:
     summary = Summary(s, kwargs, url)
-    tasks = [asyncio.create_task(produce_demo(s, kwargs, rate)),
-             asyncio.create_task(summary.run())]
+    tasks = [asyncio.create_task(produce_demo(s, kwargs, rate)), asyncio.create_task(summary.run())]
     try:
         await asyncio.gather(*tasks)
     finally:

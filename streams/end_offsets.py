@@ -41,8 +41,9 @@ async def fetch_end_offsets(
             missing = {tp for tp in missing if probe.highwater(tp) is None}
         if missing:
             raise TimeoutError(f"no fetch response for {sorted(map(str, missing))}")
-        return {orig: int(probe.highwater(tp) or 0) for orig, tp in zip(tps, kafka_tps,
-                                                                         strict=True)}
+        return {
+            orig: int(probe.highwater(tp) or 0) for orig, tp in zip(tps, kafka_tps, strict=True)
+        }
     finally:
         await probe.stop()
 
@@ -54,4 +55,4 @@ def patch_faust_highwaters(consumer_kwargs: Mapping[str, Any]) -> None:
     async def _highwaters(self: Any, partitions: list[Any]) -> Mapping[Any, int]:
         return await fetch_end_offsets(consumer_kwargs, partitions)
 
-    AIOKafkaConsumerThread._highwaters = _highwaters
+    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]

@@ -60,25 +60,45 @@ def handle_record(
     try:
         ev = decode_input(rec.stream, rec.value, max_bytes)
     except DecodeError as exc:
-        value, headers = dead_letter(rec.topic, rec.partition, rec.offset, rec.key, rec.value,
-                                     exc.reason, f"{type(exc).__name__}: {exc.detail}")
+        value, headers = dead_letter(
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            rec.key,
+            rec.value,
+            exc.reason,
+            f"{type(exc).__name__}: {exc.detail}",
+        )
         return Outcome(sends=[Send("dead-letter", rec.key, value, headers)], reason=exc.reason)
     user_key = ev.user_id.encode()
     home = partition_for(user_key, partitions)
     if rec.key != user_key or home != rec.partition:
         # Keyed differently by the producer: send it to where the user's state lives.
-        return Outcome(sends=[Send("repartition", user_key, rec.value, partition=home)],
-                       event_type="repartitioned")
+        return Outcome(
+            sends=[Send("repartition", user_key, rec.value, partition=home)],
+            event_type="repartitioned",
+        )
     result = engine.process(rec.stream, ev, get_state(ev.user_id), rec.offset)
     event_type = getattr(ev, "type", None) or getattr(ev, "status", None) or "impression"
     if result.duplicate:
         return Outcome(user=ev.user_id, duplicate=True, event_type=event_type, event_ts=ev.ts)
     sends = [
-        Send("bid-adjustments" if isinstance(o, BidAdjustment) else "recommendations",
-             (o.user_id or o.campaign_id).encode() if isinstance(o, BidAdjustment)
-             else o.user_id.encode(), encode_output(o),
-             [("event_id", o.event_id.encode())])
+        Send(
+            "bid-adjustments" if isinstance(o, BidAdjustment) else "recommendations",
+            (o.user_id or o.campaign_id).encode()
+            if isinstance(o, BidAdjustment)
+            else o.user_id.encode(),
+            encode_output(o),
+            [("event_id", o.event_id.encode())],
+        )
         for o in result.outputs
     ]
-    return Outcome(sends=sends, user=ev.user_id, state=result.state, expired=result.expired,
-                   event_type=event_type, event_ts=ev.ts, outputs=result.outputs)
+    return Outcome(
+        sends=sends,
+        user=ev.user_id,
+        state=result.state,
+        expired=result.expired,
+        event_type=event_type,
+        event_ts=ev.ts,
+        outputs=result.outputs,
+    )

@@ -27,60 +27,103 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
         self.events_in = Counter(
-            "ecom_events_in", "Input events accepted, by topic and event type",
-            ["topic", "type"], registry=r)
+            "ecom_events_in",
+            "Input events accepted, by topic and event type",
+            ["topic", "type"],
+            registry=r,
+        )
         self.events_out = Counter(
-            "ecom_events_out", "Output events sent, by topic", ["topic"], registry=r)
+            "ecom_events_out", "Output events sent, by topic", ["topic"], registry=r
+        )
         self.dead_letters = Counter(
-            "ecom_dead_letters", "Inputs routed to the dead-letter topic, by reason",
-            ["topic", "reason"], registry=r)
+            "ecom_dead_letters",
+            "Inputs routed to the dead-letter topic, by reason",
+            ["topic", "reason"],
+            registry=r,
+        )
         self.duplicates_skipped = Counter(
-            "ecom_duplicates_skipped", "Redelivered inputs skipped (already applied)",
-            ["topic"], registry=r)
+            "ecom_duplicates_skipped",
+            "Redelivered inputs skipped (already applied)",
+            ["topic"],
+            registry=r,
+        )
         self.repartitioned = Counter(
-            "ecom_repartitioned", "Inputs re-keyed by user_id and re-sent", ["topic"], registry=r)
+            "ecom_repartitioned", "Inputs re-keyed by user_id and re-sent", ["topic"], registry=r
+        )
         self.processing_latency = Histogram(
-            "ecom_processing_latency_seconds", "Wall time from receipt to outputs sent",
-            ["topic"], buckets=LATENCY_BUCKETS, registry=r)
+            "ecom_processing_latency_seconds",
+            "Wall time from receipt to outputs sent",
+            ["topic"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.event_time_lag = Histogram(
-            "ecom_event_time_lag_seconds", "Wall clock minus event time at processing",
-            ["topic"], buckets=LAG_BUCKETS, registry=r)
+            "ecom_event_time_lag_seconds",
+            "Wall clock minus event time at processing",
+            ["topic"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.consumer_lag = Gauge(
-            "ecom_consumer_lag", "Records behind the log end, per input partition",
-            ["topic", "partition"], registry=r)
+            "ecom_consumer_lag",
+            "Records behind the log end, per input partition",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.commits = Counter("ecom_commits", "Offset commits completed", registry=r)
         self.rebalances = Counter("ecom_rebalances", "Partition assignments received", registry=r)
         self.table_size = Gauge("ecom_table_size", "Keys held in a table", ["table"], registry=r)
         self.active_profiles = Gauge(
-            "ecom_active_profiles", "User profiles held by this worker", registry=r)
+            "ecom_active_profiles", "User profiles held by this worker", registry=r
+        )
         self.model_logloss = Gauge(
-            "ecom_model_logloss", "Progressive-validation log-loss", ["model"], registry=r)
+            "ecom_model_logloss", "Progressive-validation log-loss", ["model"], registry=r
+        )
         self.model_auc = Gauge(
-            "ecom_model_auc", "Progressive-validation ROC AUC", ["model"], registry=r)
+            "ecom_model_auc", "Progressive-validation ROC AUC", ["model"], registry=r
+        )
         self.model_calibration = Gauge(
-            "ecom_model_calibration", "Mean predicted / observed rate (1 is calibrated)",
-            ["model"], registry=r)
+            "ecom_model_calibration",
+            "Mean predicted / observed rate (1 is calibrated)",
+            ["model"],
+            registry=r,
+        )
         self.model_examples = Gauge(
-            "ecom_model_examples", "Labelled examples learned so far", ["model"], registry=r)
+            "ecom_model_examples", "Labelled examples learned so far", ["model"], registry=r
+        )
         self.revenue_mae = Gauge(
-            "ecom_model_revenue_mae", "Mean absolute error of the revenue model", registry=r)
+            "ecom_model_revenue_mae", "Mean absolute error of the revenue model", registry=r
+        )
         self.bid_multiplier = Histogram(
-            "ecom_bid_multiplier", "Emitted per-user bid multipliers",
-            buckets=MULTIPLIER_BUCKETS, registry=r)
+            "ecom_bid_multiplier",
+            "Emitted per-user bid multipliers",
+            buckets=MULTIPLIER_BUCKETS,
+            registry=r,
+        )
         self.pacing_factor = Gauge(
-            "ecom_pacing_factor", "Current pacing factor per campaign (capped labels)",
-            ["campaign"], registry=r)
+            "ecom_pacing_factor",
+            "Current pacing factor per campaign (capped labels)",
+            ["campaign"],
+            registry=r,
+        )
         self.campaign_spend = Gauge(
-            "ecom_campaign_spend_ratio", "Today's spend / even-pacing target per campaign",
-            ["campaign"], registry=r)
+            "ecom_campaign_spend_ratio",
+            "Today's spend / even-pacing target per campaign",
+            ["campaign"],
+            registry=r,
+        )
         self.recommendations = Counter(
-            "ecom_recommendations_emitted", "Recommendation lists emitted, by strategy",
-            ["strategy"], registry=r)
+            "ecom_recommendations_emitted",
+            "Recommendation lists emitted, by strategy",
+            ["strategy"],
+            registry=r,
+        )
         self.recommendation_coverage = Gauge(
             "ecom_recommendation_coverage",
-            "Distinct items recommended / distinct items seen (catalog coverage)", registry=r)
-        self.snapshots = Counter(
-            "ecom_model_snapshots", "Model snapshots written", registry=r)
+            "Distinct items recommended / distinct items seen (catalog coverage)",
+            registry=r,
+        )
+        self.snapshots = Counter("ecom_model_snapshots", "Model snapshots written", registry=r)
         self.worker = Info("ecom_worker", "Worker build and model version", registry=r)
         self._campaigns: dict[str, str] = {}
 

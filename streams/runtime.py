@@ -29,8 +29,13 @@ LAG_SAMPLE_EVERY = 50
 
 
 class Runtime:
-    def __init__(self, settings: Settings, cfg: EngineConfig, metrics: Metrics,
-                 consumer_kwargs: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cfg: EngineConfig,
+        metrics: Metrics,
+        consumer_kwargs: Mapping[str, Any],
+    ) -> None:
         self.settings = settings
         self.cfg = cfg
         self.metrics = metrics
@@ -46,19 +51,22 @@ class Runtime:
         self.untouched: set[int] = set()
         self._count = 0
 
-    async def handle(self, topic: str, partition: int, offset: int, key: bytes | None,
-                     value: bytes) -> None:
+    async def handle(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+    ) -> None:
         started = time.perf_counter()
         engine = self.engines.get(partition) or await self.restore(partition)
         if partition in self.untouched:
             self._register_users(partition, engine)
         rec = Record(topic, self.streams[topic], partition, offset, key, value)
-        outcome = handle_record(rec, engine, self.users.get, self.settings.partitions,
-                                self.settings.max_message_bytes)
+        outcome = handle_record(
+            rec, engine, self.users.get, self.settings.partitions, self.settings.max_message_bytes
+        )
         for send in outcome.sends:
             target = self.topics[send.topic] if send.topic != "repartition" else self.topics[topic]
-            await target.send(key=send.key, value=send.value, headers=send.headers,
-                              partition=send.partition)
+            await target.send(
+                key=send.key, value=send.value, headers=send.headers, partition=send.partition
+            )
         if outcome.state is not None and outcome.user is not None:
             self.users[outcome.user] = outcome.state
         for user in outcome.expired:
@@ -66,8 +74,9 @@ class Runtime:
         self._observe(topic, partition, offset, outcome, started)
         await self._maybe_snapshot(partition, engine)
 
-    def _observe(self, topic: str, partition: int, offset: int, outcome: Outcome,
-                 started: float) -> None:
+    def _observe(
+        self, topic: str, partition: int, offset: int, outcome: Outcome, started: float
+    ) -> None:
         m = self.metrics
         if outcome.reason is not None:
             m.dead_letters.labels(topic, outcome.reason).inc()
@@ -109,8 +118,9 @@ class Runtime:
         engine = PartitionEngine(self.cfg, partition, self.campaigns)
         snapshots = self.settings.topic_snapshots
         ends = await fetch_end_offsets(self.consumer_kwargs, [TopicPartition(snapshots, partition)])
-        blob = await read_latest(self.consumer_kwargs, snapshots, partition,
-                                 ends[TopicPartition(snapshots, partition)])
+        blob = await read_latest(
+            self.consumer_kwargs, snapshots, partition, ends[TopicPartition(snapshots, partition)]
+        )
         if blob is not None:
             try:
                 engine.load_state(decode_snapshot(blob))
@@ -140,15 +150,17 @@ class Runtime:
     async def _maybe_snapshot(self, partition: int, engine: PartitionEngine) -> None:
         self.since_snapshot[partition] += 1
         due = self.since_snapshot[partition] >= self.settings.snapshot_every_events or (
-            time.monotonic() - self.last_snapshot_at[partition] >= self.settings.snapshot_every_s)
+            time.monotonic() - self.last_snapshot_at[partition] >= self.settings.snapshot_every_s
+        )
         if due:
             await self.snapshot(partition, engine)
 
     async def snapshot(self, partition: int, engine: PartitionEngine) -> None:
         sid = f"p{partition}-e{engine.events}"
         for value, headers in chunk_snapshot(engine.to_state(), sid):
-            await self.topics["snapshots"].send(key=f"p{partition}".encode(), value=value,
-                                                headers=headers, partition=partition)
+            await self.topics["snapshots"].send(
+                key=f"p{partition}".encode(), value=value, headers=headers, partition=partition
+            )
         self.since_snapshot[partition] = 0
         self.last_snapshot_at[partition] = time.monotonic()
         self.metrics.snapshots.inc()
@@ -165,9 +177,11 @@ class Runtime:
                 "events": e.events,
                 "model_version": e.models.version(p),
                 "click_weights": len(e.models.click.model._weights.to_dict()),
-                "learned": {"click": e.models.click.n_learned,
-                            "conversion": e.models.conversion.n_learned,
-                            "revenue": e.models.revenue.n_learned},
+                "learned": {
+                    "click": e.models.click.n_learned,
+                    "conversion": e.models.conversion.n_learned,
+                    "revenue": e.models.revenue.n_learned,
+                },
                 "scores": e.models.summary(),
             }
             for p, e in sorted(self.engines.items())
@@ -183,8 +197,11 @@ class Runtime:
             m.model_examples.labels(name).set(n)
             if n:
                 merged = BinaryScore.merged(scores)
-                for gauge, value in ((m.model_logloss, merged.logloss), (m.model_auc, merged.auc),
-                                     (m.model_calibration, merged.calibration)):
+                for gauge, value in (
+                    (m.model_logloss, merged.logloss),
+                    (m.model_auc, merged.auc),
+                    (m.model_calibration, merged.calibration),
+                ):
                     if not math.isnan(value):
                         gauge.labels(name).set(value)
         rev = [e.models.revenue_score for e in engines]
@@ -203,4 +220,5 @@ class Runtime:
             for cid in e.pacer.campaigns:
                 c = e.campaign(cid)
                 m.campaign_spend.labels(m.campaign_label(cid)).set(
-                    e.pacer.spend_ratio(c, e.attribution.max_ts))
+                    e.pacer.spend_ratio(c, e.attribution.max_ts)
+                )

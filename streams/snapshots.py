@@ -14,25 +14,41 @@ from online_models.snapshot import encode_snapshot
 CHUNK_BYTES = 512 * 1024
 
 
-def chunk_snapshot(state: dict[str, Any], snapshot_id: str) -> list[tuple[bytes, list[tuple[str,
-                                                                                          bytes]]]]:
+def chunk_snapshot(
+    state: dict[str, Any], snapshot_id: str
+) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     blob = encode_snapshot(state)
     parts = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
     return [
-        (part, [("snapshot_id", snapshot_id.encode()), ("chunk", str(i).encode()),
-                ("chunks", str(len(parts)).encode())])
+        (
+            part,
+            [
+                ("snapshot_id", snapshot_id.encode()),
+                ("chunk", str(i).encode()),
+                ("chunks", str(len(parts)).encode()),
+            ],
+        )
         for i, part in enumerate(parts)
     ]
 
 
-async def read_latest(consumer_kwargs: Mapping[str, Any], topic: str, partition: int,
-                      end_offset: int, timeout_s: float = 30.0) -> bytes | None:
+async def read_latest(
+    consumer_kwargs: Mapping[str, Any],
+    topic: str,
+    partition: int,
+    end_offset: int,
+    timeout_s: float = 30.0,
+) -> bytes | None:
     """The newest complete snapshot blob in `topic`/`partition`, or None."""
     if end_offset <= 0:
         return None
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None,
-                                fetch_max_bytes=8 * 1024 * 1024,
-                                max_partition_fetch_bytes=4 * 1024 * 1024, **consumer_kwargs)
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_bytes=8 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **consumer_kwargs,
+    )
     await consumer.start()
     tp = TopicPartition(topic, partition)
     latest: bytes | None = None

@@ -42,8 +42,9 @@ async def create_topics(s: Settings, client_kwargs: dict[str, Any]) -> list[str]
             if name in existing:
                 continue
             try:
-                await admin.create_topics([NewTopic(name, partitions, s.replication_factor,
-                                                    topic_configs=config)])
+                await admin.create_topics(
+                    [NewTopic(name, partitions, s.replication_factor, topic_configs=config)]
+                )
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass

@@ -7,7 +7,6 @@ import signal
 
 import msgspec
 import pytest
-
 from kafka_harness import WorkerProcess, produce
 from live_support import (
     campaign_records,
@@ -60,8 +59,7 @@ def test_sigkill_twice_loses_nothing_and_counts_once(broker, fast_worker_env, tm
                 live = get_json(f"{base}/profiles/{user}")
                 if live is None:
                     return False, f"{user} missing"
-                diff = profile_diff(live["profile"],
-                                    msgspec.to_builtins(expected.profile(user)))
+                diff = profile_diff(live["profile"], msgspec.to_builtins(expected.profile(user)))
                 if diff:
                     return False, f"{user}: {diff[:3]}"
             return True, ""
@@ -72,4 +70,3 @@ def test_sigkill_twice_loses_nothing_and_counts_once(broker, fast_worker_env, tm
         worker.stop()
     assert kills == 2
     assert "ecom_duplicates_skipped_total" in metrics
-

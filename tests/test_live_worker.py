@@ -10,9 +10,6 @@ import collections
 import msgspec
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
-from backtest.synthetic import malformed_inputs
 from kafka_harness import WorkerProcess, produce, read_all, wait_for
 from live_support import (
     campaign_records,
@@ -22,6 +19,9 @@ from live_support import (
     setup_topics,
     stream,
 )
+from prometheus_client.parser import text_string_to_metric_families
+
+from backtest.synthetic import malformed_inputs
 from online_models.outputs import BidAdjustment, DeadLetter, Recommendation
 
 pytestmark = pytest.mark.integration
@@ -37,8 +37,15 @@ def test_outputs_dead_letters_and_metrics(broker, fast_worker_env, tmp_path):
     events = stream(n_users=150, duration_s=3 * 3600, seed=11)
     bad = malformed_inputs()
     last_ts = max(int(e["ts"]) for _, e in events)
-    marker = {"event_id": "after-bad-1", "ts": last_ts + 1000, "user_id": "after-bad-user",
-              "type": "view", "item_id": "i1", "category": "shoes", "price": 10.0}
+    marker = {
+        "event_id": "after-bad-1",
+        "ts": last_ts + 1000,
+        "user_id": "after-bad-user",
+        "type": "view",
+        "item_id": "i1",
+        "category": "shoes",
+        "price": 10.0,
+    }
     with WorkerProcess(env, log_path=tmp_path / "worker.log") as worker:
         worker.wait_http(f"{base}/readyz", timeout_s=60)
         produce(broker.bootstrap, campaign_records())
@@ -46,10 +53,18 @@ def test_outputs_dead_letters_and_metrics(broker, fast_worker_env, tmp_path):
         produce(broker.bootstrap, [(t, b"bad-key", raw, 0) for t, raw, _ in bad])
         produce(broker.bootstrap, records([("clickstream", marker)]))
 
-        recs = wait_for(broker.bootstrap, settings.topic_recommendations,
-                        lambda rs: any(b"after-bad-user" == r.key for r in rs), timeout_s=90)
-        dead = wait_for(broker.bootstrap, settings.topic_dead_letter,
-                        lambda rs: len(rs) >= len(bad), timeout_s=30)
+        recs = wait_for(
+            broker.bootstrap,
+            settings.topic_recommendations,
+            lambda rs: any(r.key == b"after-bad-user" for r in rs),
+            timeout_s=90,
+        )
+        dead = wait_for(
+            broker.bootstrap,
+            settings.topic_dead_letter,
+            lambda rs: len(rs) >= len(bad),
+            timeout_s=30,
+        )
         bids = read_all(broker.bootstrap, settings.topic_bid_adjustments)
         metrics_text = worker.wait_http(f"{base}/metrics").decode()
 
@@ -71,8 +86,7 @@ def test_outputs_dead_letters_and_metrics(broker, fast_worker_env, tmp_path):
     assert set(reasons) == {reason for _, _, reason in bad}, reasons
     originals = {raw for _, raw, _ in bad}
     for d in letters:
-        raw = (d.payload.encode() if d.payload_encoding == "utf-8"
-               else base64.b64decode(d.payload))
+        raw = d.payload.encode() if d.payload_encoding == "utf-8" else base64.b64decode(d.payload)
         assert raw in originals
         assert d.source_topic in {"clickstream", "orders", "ad-impressions"}
         assert d.source_offset >= 0
@@ -80,12 +94,22 @@ def test_outputs_dead_letters_and_metrics(broker, fast_worker_env, tmp_path):
 
     # Metrics: valid exposition, key series present, no user ids in labels.
     families = {f.name: f for f in text_string_to_metric_families(metrics_text)}
-    for name in ("ecom_events_in", "ecom_events_out", "ecom_dead_letters",
-                 "ecom_processing_latency_seconds", "ecom_event_time_lag_seconds",
-                 "ecom_model_logloss", "ecom_active_profiles", "ecom_model_examples"):
+    for name in (
+        "ecom_events_in",
+        "ecom_events_out",
+        "ecom_dead_letters",
+        "ecom_processing_latency_seconds",
+        "ecom_event_time_lag_seconds",
+        "ecom_model_logloss",
+        "ecom_active_profiles",
+        "ecom_model_examples",
+    ):
         assert name in families, name
-    dl = {s.labels["reason"] for s in families["ecom_dead_letters"].samples
-          if s.name.endswith("_total")}
+    dl = {
+        s.labels["reason"]
+        for s in families["ecom_dead_letters"].samples
+        if s.name.endswith("_total")
+    }
     assert dl == set(reasons)
     users = {str(e["user_id"]) for _, e in events}
     label_values = {v for f in families.values() for s in f.samples for v in s.labels.values()}

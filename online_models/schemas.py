@@ -1,0 +1,47 @@
+"""JSON Schemas of every topic's records, generated from the typed models.
+
+>>> sorted(schemas())[:3]
+['ad-impressions', 'bid-adjustments', 'campaigns']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
+from online_models.outputs import BidAdjustment, DeadLetter, Recommendation
+
+TOPIC_TYPES: dict[str, type[Any]] = {
+    "clickstream": ClickEvent,
+    "orders": OrderEvent,
+    "ad-impressions": AdImpression,
+    "campaigns": Campaign,
+    "recommendations": Recommendation,
+    "bid-adjustments": BidAdjustment,
+    "dead-letter": DeadLetter,
+}
+
+NOTES = {
+    "clickstream": "Keyed by user_id. `ts`: epoch ms (also accepted: epoch s, ISO-8601 with"
+    " zone). `item_id` is required for item events, `impression_id` for ad_click.",
+    "orders": "Keyed by user_id. `total` is computed when absent; refunded/cancelled reverse"
+    " the order's revenue. At most 500 items.",
+    "ad-impressions": "Keyed by user_id. `cost` is the clearing price actually paid.",
+    "campaigns": "Compacted, keyed by campaign_id. Unknown campaigns get these defaults.",
+    "recommendations": "Keyed by user_id. `event_id` is derived from the source event.",
+    "bid-adjustments": "Keyed by user_id, or campaign_id for campaign-wide pacing updates"
+    " (user_id null). Pacing is per shard (partition): see docs.",
+    "dead-letter": "Original bytes (utf-8 or base64) with their source position and reason.",
+}
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    out = {}
+    for topic, typ in TOPIC_TYPES.items():
+        schema = msgspec.json.schema(typ)
+        schema["title"] = f"ecom-stream `{topic}` record"
+        schema["description"] = NOTES[topic]
+        out[topic] = schema
+    return out
