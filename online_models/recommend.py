@@ -24,7 +24,7 @@ COVIS_WEIGHT, AFFINITY_WEIGHT, TRENDING_WEIGHT = 1.0, 0.3, 0.05
 TOP_PER_CATEGORY = 50
 TOP_AFFINITY = 20
 TOP_TRENDING = 20
-CACHE_MS = 1000
+CACHE_MS = 60_000  # popularity lists may be a minute (of event time) stale
 
 
 class ForwardDecay:
@@ -63,7 +63,10 @@ class Recommender:
         self.recommended: set[str] = set()
         self._cache_ts = -CACHE_MS
         self._cache_trending: list[tuple[str, float]] = []
-        self._cache_categories: dict[str, list[tuple[str, float]]] = {}
+        # category -> (event time computed, top list); recomputed only when the
+        # category changed since and the cached list is older than CACHE_MS.
+        self._cache_categories: dict[str, tuple[int, list[tuple[str, float]]]] = {}
+        self._changed: set[str] = set()
 
     def _start(self, ts: int) -> None:
         if not self.covis_decay.origin:
@@ -80,6 +83,7 @@ class Recommender:
         category = self.category_of.get(item)
         if category is not None:
             _offer(self.category_top.setdefault(category, {}), item, score, TOP_PER_CATEGORY)
+            self._changed.add(category)
         if w > RESCALE_AT:
             self._rescale_popularity(ts)
         if len(self.popularity) > self.max_items:
@@ -155,7 +159,7 @@ class Recommender:
         if total_aff > 0:
             for category, aff in sorted(affinity.items(), key=_by_score)[:3]:
                 scale = AFFINITY_WEIGHT * aff / total_aff
-                for item, pop in self._cached_category(category):
+                for item, pop in self._cached_category(category, now):
                     scores[item] = get(item, 0.0) + scale * pop
         for item, pop in self._cache_trending:
             scores[item] = get(item, 0.0) + TRENDING_WEIGHT * pop
@@ -177,13 +181,15 @@ class Recommender:
         # still a pure function of the event sequence, so replays stay identical.
         if now - self._cache_ts >= CACHE_MS:
             self._cache_ts = now
-            self._cache_trending = _normalised(self.trending)[:TOP_TRENDING]
-            self._cache_categories = {}
+            self._cache_trending = _normalised(self.trending, TOP_TRENDING)
 
-    def _cached_category(self, category: str) -> list[tuple[str, float]]:
-        top = self._cache_categories.get(category)
-        if top is None:
-            top = self._cache_categories[category] = self._top_in(category)[:TOP_AFFINITY]
+    def _cached_category(self, category: str, now: int) -> list[tuple[str, float]]:
+        cached = self._cache_categories.get(category)
+        if cached is not None and (category not in self._changed or now - cached[0] < CACHE_MS):
+            return cached[1]
+        self._changed.discard(category)
+        top = _normalised(self.category_top.get(category, {}), TOP_AFFINITY)
+        self._cache_categories[category] = (now, top)
         return top
 
     def _top_in(self, category: str) -> list[tuple[str, float]]:
@@ -243,7 +249,7 @@ def _by_score(kv: tuple[str, float]) -> tuple[float, str]:
     return (-kv[1], kv[0])
 
 
-def _normalised(top: dict[str, float]) -> list[tuple[str, float]]:
-    ranked = sorted(top.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_PER_CATEGORY]
+def _normalised(top: dict[str, float], n: int = TOP_PER_CATEGORY) -> list[tuple[str, float]]:
+    ranked = heapq.nlargest(n, top.items(), key=_score)
     peak = ranked[0][1] if ranked else 1.0
     return [(i, v / peak) for i, v in ranked]
