@@ -29,14 +29,25 @@ NOON = DAY0 + 12 * HOUR
 
 
 def pacer(**over: Any) -> Pacer:
-    kw: dict[str, Any] = {"gain": 0.8, "low": 0.0, "high": 2.0, "threshold": 0.05,
-                          "shares": 1, **over}
+    kw: dict[str, Any] = {
+        "gain": 0.8,
+        "low": 0.0,
+        "high": 2.0,
+        "threshold": 0.05,
+        "shares": 1,
+        **over,
+    }
     return Pacer(**kw)
 
 
 def campaign(**over: Any) -> Campaign:
-    kw: dict[str, Any] = {"campaign_id": "c1", "daily_budget": 240.0, "min_multiplier": 0.5,
-                          "max_multiplier": 2.0, **over}
+    kw: dict[str, Any] = {
+        "campaign_id": "c1",
+        "daily_budget": 240.0,
+        "min_multiplier": 0.5,
+        "max_multiplier": 2.0,
+        **over,
+    }
     return Campaign(**kw)
 
 
@@ -133,8 +144,16 @@ def test_moved_has_hysteresis() -> None:
     (floored at 0.1), so pacing updates are not emitted on every impression."""
     p = pacer()
     pace = p.campaigns["c1"] = CampaignPace()
-    for factor, moved in [(1.04, False), (1.06, True), (1.10, False), (1.12, True),
-                          (1.12, False), (0.0, True), (0.004, False), (0.006, True)]:
+    for factor, moved in [
+        (1.04, False),
+        (1.06, True),
+        (1.10, False),
+        (1.12, True),
+        (1.12, False),
+        (0.0, True),
+        (0.004, False),
+        (0.006, True),
+    ]:
         pace.factor = factor
         assert p.moved("c1") is moved, factor
     assert pace.emitted == 0.006

@@ -33,25 +33,43 @@ def cfg(**over: Any) -> EngineConfig:
     return EngineConfig(**{"half_life_ms": HL, **over})
 
 
-def click(ts: int, type_: str = "view", item: str | None = "i1", category: str | None = None,
-          session: str | None = None, n: int = 0) -> ClickEvent:
+def click(
+    ts: int,
+    type_: str = "view",
+    item: str | None = "i1",
+    category: str | None = None,
+    session: str | None = None,
+    n: int = 0,
+) -> ClickEvent:
     extra = {"impression_id": "imp"} if type_ == "ad_click" else {}
     if type_ in ("search", "ad_click"):
         item = None
-    return ClickEvent(event_id=f"e{n}-{ts}", ts=ts, user_id="u1", type=type_, item_id=item,
-                      category=category, session_id=session, **extra)
+    return ClickEvent(
+        event_id=f"e{n}-{ts}",
+        ts=ts,
+        user_id="u1",
+        type=type_,
+        item_id=item,
+        category=category,
+        session_id=session,
+        **extra,
+    )
 
 
-def placed(ts: int, total: float, items: list[tuple[str, str | None]] | None = None,
-           order_id: str = "o1") -> OrderEvent:
-    lines = [OrderItem(item_id=i, quantity=1, price=total / len(items or [1]), category=c)
-             for i, c in (items or [("i1", None)])]
+def placed(
+    ts: int, total: float, items: list[tuple[str, str | None]] | None = None, order_id: str = "o1"
+) -> OrderEvent:
+    lines = [
+        OrderItem(item_id=i, quantity=1, price=total / len(items or [1]), category=c)
+        for i, c in (items or [("i1", None)])
+    ]
     return OrderEvent(order_id=order_id, ts=ts, user_id="u1", items=lines, total=total)
 
 
 def refund(ts: int, total: float, order_id: str = "o1") -> OrderEvent:
-    return OrderEvent(order_id=order_id, ts=ts, user_id="u1", items=[], total=total,
-                      status="refunded")
+    return OrderEvent(
+        order_id=order_id, ts=ts, user_id="u1", items=[], total=total, status="refunded"
+    )
 
 
 # Decay arithmetic ------------------------------------------------------------------
@@ -123,12 +141,16 @@ def _random_events(seed: int, n: int = 300) -> list[ClickEvent | OrderEvent | Ad
             type_ = rng.choice(["view", "click", "add_to_cart", "wishlist", "search"])
             out.append(click(ts, type_, f"i{rng.randrange(40)}", rng.choice("abcdef"), n=k))
         elif r < 0.9:
-            out.append(placed(ts, round(rng.uniform(1, 100), 2),
-                              [(f"i{rng.randrange(40)}", rng.choice("abcdef"))],
-                              order_id=f"o{k}"))
+            out.append(
+                placed(
+                    ts,
+                    round(rng.uniform(1, 100), 2),
+                    [(f"i{rng.randrange(40)}", rng.choice("abcdef"))],
+                    order_id=f"o{k}",
+                )
+            )
         else:
-            out.append(AdImpression(impression_id=f"im{k}", ts=ts, user_id="u1",
-                                    campaign_id="c1"))
+            out.append(AdImpression(impression_id=f"im{k}", ts=ts, user_id="u1", campaign_id="c1"))
     return out
 
 
@@ -266,13 +288,15 @@ def test_ctr_is_smoothed_towards_2_percent_prior() -> None:
     c = cfg()
     p = Profile(user_id="u1")
     assert p.ctr == 0.02
-    apply_impression(p, AdImpression(impression_id="im", ts=T0, user_id="u1",
-                                     campaign_id="c1"), c)
+    apply_impression(p, AdImpression(impression_id="im", ts=T0, user_id="u1", campaign_id="c1"), c)
     apply_click(p, click(T0 + 1, "ad_click"), c)
     assert p.ctr == pytest.approx(2 / 51)
     for k in range(9):
-        apply_impression(p, AdImpression(impression_id=f"im{k}", ts=T0 + 2 + k, user_id="u1",
-                                         campaign_id="c1"), c)
+        apply_impression(
+            p,
+            AdImpression(impression_id=f"im{k}", ts=T0 + 2 + k, user_id="u1", campaign_id="c1"),
+            c,
+        )
     assert (p.ad_impressions, p.ad_clicks) == (10, 1)
     assert p.ctr == pytest.approx(2 / 60)
 
@@ -285,8 +309,11 @@ def test_rfm_values() -> None:
     apply_order(p, placed(T0, 100.0), c)
     apply_order(p, placed(T0 + DAY_MS, 50.0, order_id="o2"), c)
     rfm = p.rfm(T0 + 4 * DAY_MS)
-    assert rfm == {"r": pytest.approx(math.log1p(3)), "f": pytest.approx(math.log1p(2)),
-                   "m": pytest.approx(math.log1p(150))}
+    assert rfm == {
+        "r": pytest.approx(math.log1p(3)),
+        "f": pytest.approx(math.log1p(2)),
+        "m": pytest.approx(math.log1p(150)),
+    }
     assert p.average_order_value == 75.0
     assert (p.first_order_ts, p.last_order_ts) == (T0, T0 + DAY_MS)
     # A clock behind the last order gives recency 0, not a negative log.

@@ -33,8 +33,7 @@ def raw(obj: Any) -> bytes:
 
 
 def view(**over: Any) -> dict[str, Any]:
-    return {"event_id": "e1", "ts": TS, "user_id": "u1", "type": "view", "item_id": "i1",
-            **over}
+    return {"event_id": "e1", "ts": TS, "user_id": "u1", "type": "view", "item_id": "i1", **over}
 
 
 def line(**over: Any) -> dict[str, Any]:
@@ -46,8 +45,14 @@ def order(**over: Any) -> dict[str, Any]:
 
 
 def impression(**over: Any) -> dict[str, Any]:
-    return {"impression_id": "im1", "ts": TS, "user_id": "u1", "campaign_id": "c1",
-            "cost": 0.25, **over}
+    return {
+        "impression_id": "im1",
+        "ts": TS,
+        "user_id": "u1",
+        "campaign_id": "c1",
+        "cost": 0.25,
+        **over,
+    }
 
 
 def reason_of(stream: str, data: bytes, **kw: Any) -> str:
@@ -91,8 +96,7 @@ def test_missing_required_field(stream: str, obj: dict[str, Any]) -> None:
     assert reason_of(stream, raw(obj)) == "missing_field"
 
 
-@pytest.mark.parametrize("type_", ["view", "click", "add_to_cart", "remove_from_cart",
-                                   "wishlist"])
+@pytest.mark.parametrize("type_", ["view", "click", "add_to_cart", "remove_from_cart", "wishlist"])
 def test_item_events_require_item_id(type_: str) -> None:
     """Item events without `item_id` cannot update recent items or co-visitation, so
     they are `missing_field` (a search, which has no item, is fine)."""
@@ -275,8 +279,9 @@ def test_integer_ids_become_strings() -> None:
 
 def test_order_total_computed_when_absent() -> None:
     """Without `total`, the order's revenue is sum(price * quantity): 2*9.5 + 3*0.1."""
-    o = decode_input(ORDERS, raw(order(items=[line(quantity=2), line(item_id="i2",
-                                                                      price=0.1, quantity=3)])))
+    o = decode_input(
+        ORDERS, raw(order(items=[line(quantity=2), line(item_id="i2", price=0.1, quantity=3)]))
+    )
     assert isinstance(o, OrderEvent)
     assert o.total == pytest.approx(19.3)
     assert o.event_id == "o1:placed"
@@ -295,27 +300,41 @@ def test_refund_may_omit_items() -> None:
 def test_valid_records_of_each_stream() -> None:
     """The four streams decode into their typed events with defaults filled in."""
     assert decode_input(CLICKSTREAM, raw(view())) == ClickEvent(
-        event_id="e1", ts=TS, user_id="u1", type="view", item_id="i1")
+        event_id="e1", ts=TS, user_id="u1", type="view", item_id="i1"
+    )
     assert decode_input(ORDERS, raw(order())) == OrderEvent(
-        order_id="o1", ts=TS, user_id="u1", items=[OrderItem(item_id="i1", quantity=1,
-                                                             price=9.5)], total=9.5)
+        order_id="o1",
+        ts=TS,
+        user_id="u1",
+        items=[OrderItem(item_id="i1", quantity=1, price=9.5)],
+        total=9.5,
+    )
     im = decode_input(IMPRESSIONS, raw(impression(context={"device": "ios"})))
-    assert im == AdImpression(impression_id="im1", ts=TS, user_id="u1", campaign_id="c1",
-                              cost=0.25, context={"device": "ios"})
+    assert im == AdImpression(
+        impression_id="im1",
+        ts=TS,
+        user_id="u1",
+        campaign_id="c1",
+        cost=0.25,
+        context={"device": "ios"},
+    )
     assert im.event_id == "im1"
 
 
 def test_campaigns_decode_with_defaults_and_validation() -> None:
     """Campaign settings decode with documented defaults; inconsistent settings
     (min above max, non-positive ROAS target) are refused."""
-    c = decode_input(CAMPAIGNS, raw({"campaign_id": "c1", "daily_budget": 100,
-                                     "category": "shoes"}))
+    c = decode_input(
+        CAMPAIGNS, raw({"campaign_id": "c1", "daily_budget": 100, "category": "shoes"})
+    )
     assert c == Campaign(campaign_id="c1", daily_budget=100.0, category="shoes")
     assert (c.target_roas, c.max_multiplier, c.min_multiplier, c.active) == (4.0, 3.0, 0.2, True)
     assert decode_input(CAMPAIGNS, raw({"campaign_id": 5})).campaign_id == "5"
     assert reason_of(CAMPAIGNS, raw({"campaign_id": "c1", "target_roas": 0})) == "negative_value"
-    assert reason_of(CAMPAIGNS, raw({"campaign_id": "c1", "min_multiplier": 2,
-                                     "max_multiplier": 1})) == "invalid_value"
+    assert (
+        reason_of(CAMPAIGNS, raw({"campaign_id": "c1", "min_multiplier": 2, "max_multiplier": 1}))
+        == "invalid_value"
+    )
 
 
 def test_unknown_extra_fields_are_ignored() -> None:

@@ -11,7 +11,6 @@ models actually learn from the stream.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import random
@@ -30,7 +29,7 @@ from backtest.synthetic import campaigns, generate
 from online_models.bidding import DAY_MS
 from online_models.config import HOUR_MS, MINUTE_MS, EngineConfig
 from online_models.decode import decode_dict
-from online_models.engine import PartitionEngine, Result
+from online_models.engine import PartitionEngine
 from online_models.evaluation import BinaryScore
 from online_models.events import AdImpression, Campaign, ClickEvent
 from online_models.features import impression_features
@@ -46,9 +45,10 @@ ENCODE = msgspec.json.encode
 @functools.lru_cache(maxsize=4)
 def stream(n_users: int, hours: float, seed: int) -> tuple[tuple[str, Any], ...]:
     """The synthetic stream, decoded once per module run (events are immutable here)."""
-    return tuple((topic, decode_dict(topic, ev))
-                 for topic, ev in generate(n_users=n_users, duration_s=int(hours * 3600),
-                                           seed=seed))
+    return tuple(
+        (topic, decode_dict(topic, ev))
+        for topic, ev in generate(n_users=n_users, duration_s=int(hours * 3600), seed=seed)
+    )
 
 
 def runner(partitions: int = 4, **cfg: Any) -> Runner:
@@ -72,13 +72,21 @@ def small_run() -> tuple[Runner, tuple[Any, ...]]:
 
 
 def view(user: str, ts: int, item: str = "i1", n: int = 0, type_: str = "view") -> ClickEvent:
-    return ClickEvent(event_id=f"{user}-{n}-{ts}", ts=ts, user_id=user, type=type_,
-                      item_id=item, category="shoes")
+    return ClickEvent(
+        event_id=f"{user}-{n}-{ts}", ts=ts, user_id=user, type=type_, item_id=item, category="shoes"
+    )
 
 
 def impression(user: str, ts: int, cost: float, n: int = 0) -> AdImpression:
-    return AdImpression(impression_id=f"im-{user}-{n}", ts=ts, user_id=user, campaign_id="c1",
-                        cost=cost, placement="top", context={"device": "ios"})
+    return AdImpression(
+        impression_id=f"im-{user}-{n}",
+        ts=ts,
+        user_id=user,
+        campaign_id="c1",
+        cost=cost,
+        placement="top",
+        context={"device": "ios"},
+    )
 
 
 # Idempotence ----------------------------------------------------------------------
@@ -89,8 +97,10 @@ def test_redelivered_offset_is_a_duplicate_with_no_effect() -> None:
     topic returns duplicate=True, emits nothing, and changes neither the user's state
     nor the engine's shared state; the same offset on another topic is new."""
     eng = PartitionEngine(EngineConfig(partitions=1), 0)
+    eng.process("clickstream", view("other", NOON - 1000, "hit"), None, offset=1)
     first = eng.process("clickstream", view("u", NOON), None, offset=7)
-    assert not first.duplicate and first.outputs  # a recommendation? (trending: none yet)
+    assert not first.duplicate
+    assert [type(o) for o in first.outputs] == [Recommendation]  # the original did emit
     state_before = encode_state(first.state)
     engine_before = orjson.dumps(eng.to_state())
     for offset in (7, 3):
@@ -143,8 +153,14 @@ def test_outputs_do_not_depend_on_python_hash_seed() -> None:
     digests = set()
     for seed in ("0", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, timeout=120, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         digests.add(done.stdout.strip())
     assert len(digests) == 1
 
@@ -159,8 +175,7 @@ def test_output_schemas_round_trip() -> None:
         assert msgspec.json.decode(ENCODE(o), type=type(o)) == o
         assert o.schema_version == 1
         if isinstance(o, Recommendation):
-            assert 0 < len(o.items) <= 10 and o.strategy in {"covisitation", "affinity",
-                                                              "trending"}
+            assert 0 < len(o.items) <= 10 and o.strategy in {"covisitation", "affinity", "trending"}
             assert len({i.item_id for i in o.items}) == len(o.items)
 
 
@@ -192,7 +207,11 @@ def test_bid_multipliers_within_bounds_and_pacing_updates_are_campaign_wide() ->
         assert b.reason in {"pacing", "budget_exhausted"}
         assert b.multiplier == b.pacing_factor
         assert (b.p_click, b.p_conversion, b.expected_revenue, b.expected_roas) == (
-            None, None, None, None)
+            None,
+            None,
+            None,
+            None,
+        )
         assert (b.reason == "budget_exhausted") == (b.multiplier == 0.0)
 
 
@@ -217,7 +236,11 @@ def test_bid_is_clipped_to_campaign_range_then_paced() -> None:
     assert (pace.user_id, pace.reason, pace.multiplier) == (None, "pacing", 1.238)
     assert (bid.user_id, bid.reason, bid.multiplier) == ("u", "new", 1.238)
     assert (bid.p_click, bid.p_conversion, bid.expected_revenue, bid.expected_roas) == (
-        0.5, 0.5, 50.0, 12.5)
+        0.5,
+        0.5,
+        50.0,
+        12.5,
+    )
     eng.values.means["c1"] = 1e-6  # this user is worth ~50x the average
     r = eng.process("clickstream", view("u", NOON + 1000, type_="add_to_cart"), r.state)
     (bid,) = r.outputs[-1:]
@@ -269,8 +292,9 @@ def test_idle_profiles_expire_in_event_time() -> None:
 # Snapshots -------------------------------------------------------------------------------
 
 
-def _fork(eng: PartitionEngine, states: dict[str, UserState],
-          cfg: EngineConfig) -> tuple[PartitionEngine, dict[str, UserState]]:
+def _fork(
+    eng: PartitionEngine, states: dict[str, UserState], cfg: EngineConfig
+) -> tuple[PartitionEngine, dict[str, UserState]]:
     """Snapshot through JSON into a fresh engine; user states through their codec."""
     clone = PartitionEngine(cfg, eng.partition, eng.campaigns)
     clone.load_state(orjson.loads(orjson.dumps(eng.to_state())))
@@ -289,49 +313,86 @@ def _run(eng: PartitionEngine, states: dict[str, UserState], events: Any) -> lis
     return out
 
 
-def test_engine_snapshot_round_trip() -> None:
-    """to_state -> orjson -> load_state into a fresh engine: the restored engine has the
-    same state, makes identical predictions, and then emits byte-identical outputs for
-    the rest of the stream. (The split is placed where event time pauses for >= 1 s, so
-    the recommender's top-list cache is refreshed by both; see the xfail test below.)"""
+def _split_run() -> tuple[PartitionEngine, dict[str, UserState], EngineConfig, Any, int]:
     cfg = EngineConfig(partitions=1)
     camps = {c["campaign_id"]: msgspec.convert(c, Campaign) for c in campaigns(3)}
     events = stream(250, 2, 5)
-    split = next(i for i in range(len(events) // 2, len(events))
-                 if events[i][1].ts - events[i - 1][1].ts >= 1000)
+    split = len(events) // 2
     eng, states = PartitionEngine(cfg, 0, camps), {}
     _run(eng, states, events[:split])
+    return eng, states, cfg, events, split
+
+
+def test_engine_snapshot_round_trip() -> None:
+    """to_state -> orjson -> load_state into a fresh engine (user states through their
+    codec): the restored engine has the same state, makes identical predictions, then
+    emits identical bid adjustments, learns the same labels and ends in the same state
+    as the original over the rest of the stream. A worker restored from a snapshot
+    prices users exactly as the one that crashed would have."""
+    eng, states, cfg, events, split = _split_run()
     assert eng.models.click.n_learned > 100
     clone, clone_states = _fork(eng, states, cfg)
     assert orjson.dumps(clone.to_state()) == orjson.dumps(eng.to_state())
     rng = random.Random(1)
     for user in rng.sample(sorted(states), 20):
-        for cid, camp in camps.items():
-            x = impression_features(states[user].profile, camp, "top", {"device": "ios"},
-                                    events[split][1].ts, cfg.hash_bits)
+        for cid, camp in eng.campaigns.items():
+            x = impression_features(
+                states[user].profile,
+                camp,
+                "top",
+                {"device": "ios"},
+                events[split][1].ts,
+                cfg.hash_bits,
+            )
             assert clone.models.predict(x) == eng.models.predict(x), (user, cid)
     rest = events[split:]
-    expected = _run(eng, states, rest)
+    expected = [o for o in _run(eng, states, rest) if b'"multiplier"' in o]
     assert len(expected) > 100
-    assert _run(clone, clone_states, rest) == expected
+    assert [o for o in _run(clone, clone_states, rest) if b'"multiplier"' in o] == expected
     assert orjson.dumps(clone.to_state()) == orjson.dumps(eng.to_state())
+    assert clone.models.click.n_learned == eng.models.click.n_learned
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: recommend.py Recommender.to_state/load_state omit the 1 s top-list cache "
-    "(_cache_ts, _cache_trending, _cache_categories); a restored engine refreshes at once "
-    "while the original keeps its cached lists, so outputs within 1 s of event time after "
-    "a snapshot differ"))
-def test_engine_snapshot_round_trip_inside_the_cache_second() -> None:
-    """A snapshot taken less than a second (event time) after the last top-list refresh
-    must still restore an engine that emits the same recommendations as the original."""
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: recommend.py Recommender.to_state/load_state omit the top-list caches "
+        "(_cache_ts, _cache_trending, _cache_categories, _changed; CACHE_MS = 60 s of event "
+        "time); a restored engine recomputes them at once while the original serves its cached "
+        "lists, so recommendations after a snapshot restore differ from an uninterrupted run"
+    ),
+)
+def test_engine_snapshot_round_trip_identical_outputs() -> None:
+    """Restoring a mid-stream snapshot must not change any later output, recommendations
+    included: replays and crash-recovered workers are expected to agree byte for byte."""
+    eng, states, cfg, events, split = _split_run()
+    clone, clone_states = _fork(eng, states, cfg)
+    rest = events[split:]
+    assert _run(clone, clone_states, rest) == _run(eng, states, rest)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: recommend.py top-list cache is not part of the snapshot (minimal reproduction: "
+        "trending list cached at NOON, item b becomes popular at NOON+0.1 s, snapshot; at "
+        "NOON+0.5 s the original recommends [a] from its cache, the restored engine [b, a])"
+    ),
+)
+def test_engine_snapshot_round_trip_inside_the_cache_window() -> None:
+    """A snapshot taken shortly (event time) after the last top-list refresh must still
+    restore an engine that emits the same recommendations as the original."""
     cfg = EngineConfig(partitions=1, rec_interval_ms=0)
     eng, states = PartitionEngine(cfg, 0), {}
     _run(eng, states, [("clickstream", view("u1", NOON, "a"))])  # refreshes the cache
     _run(eng, states, [("clickstream", view("u2", NOON + 100 + k, "b", n=k)) for k in range(3)])
     clone, clone_states = _fork(eng, states, cfg)
-    nxt = [("clickstream", ClickEvent(event_id="z", ts=NOON + 500, user_id="u3", type="view",
-                                      item_id="z"))]
+    nxt = [
+        (
+            "clickstream",
+            ClickEvent(event_id="z", ts=NOON + 500, user_id="u3", type="view", item_id="z"),
+        )
+    ]
     assert _run(clone, clone_states, nxt) == _run(eng, states, nxt)
 
 
@@ -400,10 +461,14 @@ def test_click_model_learns_from_labels() -> None:
     assert 0.5 < score.calibration < 2.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (model quality): on generate(800 users, 3 h, seed 5) the click model's "
-    "progressive log-loss (~0.159) is worse than the constant base-rate predictor "
-    "(~0.143); also on 1500 users x 4 h (0.151 vs 0.139) and 12 h (0.151 vs 0.136)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG (model quality): on generate(800 users, 3 h, seed 5) the click model's "
+        "progressive log-loss (~0.159) is worse than the constant base-rate predictor "
+        "(~0.143); also on 1500 users x 4 h (0.151 vs 0.139) and 12 h (0.151 vs 0.136)"
+    ),
+)
 def test_click_model_beats_constant_predictor() -> None:
     """A model worth deploying must predict clicks better than always predicting the
     base rate: progressive log-loss below the constant predictor's log-loss."""

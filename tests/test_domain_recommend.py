@@ -17,15 +17,21 @@ from online_models.config import HOUR_MS, MINUTE_MS, EngineConfig
 from online_models.engine import PartitionEngine, Result
 from online_models.events import ClickEvent, OrderEvent, OrderItem
 from online_models.outputs import Recommendation
-from online_models.recommend import Recommender
+from online_models.recommend import CACHE_MS, Recommender
 from online_models.state import UserState
 
 T0 = 1_700_000_000_000
 
 
 def recommender(**over: Any) -> Recommender:
-    kw: dict[str, Any] = {"neighbors": 10, "lookback": 3, "covis_half_life": HOUR_MS,
-                          "trending_half_life": HOUR_MS, "max_items": 1000, **over}
+    kw: dict[str, Any] = {
+        "neighbors": 10,
+        "lookback": 3,
+        "covis_half_life": HOUR_MS,
+        "trending_half_life": HOUR_MS,
+        "max_items": 1000,
+        **over,
+    }
     return Recommender(**kw)
 
 
@@ -44,20 +50,33 @@ class Shop:
 
     def view(self, user: str, item: str, ts: int, category: str | None = None) -> Result:
         self.n += 1
-        return self.send("clickstream", ClickEvent(
-            event_id=f"e{self.n}", ts=ts, user_id=user, type="view", item_id=item,
-            category=category))
+        return self.send(
+            "clickstream",
+            ClickEvent(
+                event_id=f"e{self.n}",
+                ts=ts,
+                user_id=user,
+                type="view",
+                item_id=item,
+                category=category,
+            ),
+        )
 
     def buy(self, user: str, item: str, ts: int) -> Result:
         self.n += 1
-        return self.send("orders", OrderEvent(
-            order_id=f"o{self.n}", ts=ts, user_id=user,
-            items=[OrderItem(item_id=item, quantity=1, price=10.0)]))
+        return self.send(
+            "orders",
+            OrderEvent(
+                order_id=f"o{self.n}",
+                ts=ts,
+                user_id=user,
+                items=[OrderItem(item_id=item, quantity=1, price=10.0)],
+            ),
+        )
 
 
 def recs(result: Result) -> list[list[str]]:
-    return [[i.item_id for i in o.items] for o in result.outputs
-            if isinstance(o, Recommendation)]
+    return [[i.item_id for i in o.items] for o in result.outputs if isinstance(o, Recommendation)]
 
 
 # Ranking ----------------------------------------------------------------------------
@@ -98,10 +117,14 @@ def test_category_affinity_blends_with_trending() -> None:
     for _ in range(2):
         r.observe_item("b1", "books", T0)
     assert r.recommend([], {"books": 1.0}, set(), 3, T0) == (
-        [("b1", 0.31), ("t1", 0.05)], "affinity")
+        [("b1", 0.31), ("t1", 0.05)],
+        "affinity",
+    )
     assert r.recommend([], {}, set(), 3, T0) == ([("t1", 0.05), ("b1", 0.01)], "trending")
     assert r.recommend([], {"books": 1.0, "toys": 1.0}, set(), 3, T0) == (
-        [("t1", 0.2), ("b1", 0.16)], "affinity")
+        [("t1", 0.2), ("b1", 0.16)],
+        "affinity",
+    )
 
 
 def test_nothing_known_gives_no_recommendation() -> None:
@@ -112,16 +135,18 @@ def test_nothing_known_gives_no_recommendation() -> None:
 def test_trending_fallback_for_cold_user() -> None:
     """A brand-new user viewing a never-seen, uncategorised item gets the trending list
     (strategy 'trending'); with a category on that view, strategy 'affinity'. Either
-    way the cold user is not left without recommendations."""
+    way the cold user is not left without recommendations. (The cold users come more
+    than CACHE_MS after the catalogue, so the cached trending list is fresh.)"""
     shop = Shop()
     for k in range(5):
         shop.view(f"fan{k}", "hit", T0 + k * 1000)
     shop.view("fan9", "other", T0 + 6000)
-    out = shop.view("cold", "brand_new", T0 + 10_000)
+    later = T0 + CACHE_MS + 10_000
+    out = shop.view("cold", "brand_new", later)
     (rec,) = [o for o in out.outputs if isinstance(o, Recommendation)]
     assert [i.item_id for i in rec.items] == ["hit", "other"]
     assert rec.strategy == "trending"
-    out = shop.view("cold2", "brand_new2", T0 + 20_000, category="misc")
+    out = shop.view("cold2", "brand_new2", later + 1000, category="misc")
     (rec,) = [o for o in out.outputs if isinstance(o, Recommendation)]
     assert rec.strategy == "affinity"
     assert rec.items[0].item_id == "hit"
@@ -175,8 +200,7 @@ def test_at_most_one_recommendation_per_rec_interval_of_event_time() -> None:
     wall-clock time, so a replay at any speed emits the same lists."""
     shop = Shop(rec_interval_ms=30_000)
     _catalogue(shop, T0 - 60_000)
-    at = [t for t in range(0, 121_000, 5000)
-          if recs(shop.view("u", f"i{t}", T0 + t))]
+    at = [t for t in range(0, 121_000, 5000) if recs(shop.view("u", f"i{t}", T0 + t))]
     assert at == [0, 30_000, 60_000, 90_000, 120_000]
     assert shop.states["u"].last_rec_ts == T0 + 120_000
     # A late (older) event does not produce a recommendation either.
@@ -232,8 +256,9 @@ def _feed_random(r: Recommender, seed: int) -> list[Any]:
         items = [f"i{rng.randrange(30)}" for _ in range(rng.randint(1, 4))]
         r.observe_session(items, rng.choice(["a", "b", None]), ts)
         if step % 10 == 0:
-            out.append(r.recommend(items, {"a": rng.random(), "b": rng.random()},
-                                   {items[-1]}, 10, ts))
+            out.append(
+                r.recommend(items, {"a": rng.random(), "b": rng.random()}, {items[-1]}, 10, ts)
+            )
     return out
 
 
