@@ -8,9 +8,10 @@ conversion window; the user's next order inside it (last touch) is a positive
 conversion label with its revenue, and the window closing without one a negative.
 
 Windows close on the watermark (latest event time minus allowed lateness), never on
-a wall clock, so a replay produces the same labels. A click that arrives before its
-impression, or an order before its click (three topics are read concurrently), is
-held until the watermark passes it, so small cross-topic skew does not lose labels.
+a wall clock, so a replay produces the same labels. Orders are credited when the
+watermark passes them, to the latest click before them, so a click read after its
+order (three topics are read concurrently) still gets its conversion; a click read
+before its impression is held until the watermark passes it for the same reason.
 
 >>> a = Attribution(click_window=100, conversion_window=1000, lateness=10)
 >>> a.add_impression("i1", "u", "c1", ts=0, x={"bias": 1.0}, cost=0.5)
@@ -22,8 +23,11 @@ held until the watermark passes it, so small cross-topic skew does not lose labe
 >>> a.observe(400)   # watermark 390 closes both click windows (0 + 100, 60 + 100)
 >>> [(l.kind, l.y, l.impression_id) for l in a.expire()]
 [('click', True, 'i1'), ('click', False, 'i2')]
->>> [(l.kind, l.y, l.revenue) for l in a.order("u", ts=500, revenue=80.0)]
-[('conversion', True, 80.0)]
+>>> a.order("u", ts=500, revenue=80.0)
+[]
+>>> a.observe(520)   # watermark 510 passes the order: last touch is i1's click
+>>> [(l.kind, l.y, l.revenue, l.impression_id) for l in a.expire()]
+[('conversion', True, 80.0, 'i1')]
 """
 
 from __future__ import annotations
@@ -111,8 +115,10 @@ class Attribution:
         self.impressions: dict[str, Pending] = {}
         self.clicks: dict[str, list[Pending]] = {}
         self.early_clicks: dict[str, int] = {}  # impression_id -> click ts
-        self.early_orders: dict[str, list[tuple[int, float]]] = {}  # user -> (ts, revenue)
-        self.deadlines: list[tuple[int, int, str, str]] = []  # (due, seq, kind, key)
+        self.orders: dict[str, list[tuple[int, float]]] = {}  # user -> [(ts, revenue)]
+        # (due, rank, seq, kind, key): at equal due times orders (rank 0) are credited
+        # before windows close (rank 1), since a window includes its last instant.
+        self.deadlines: list[tuple[int, int, int, str, str]] = []
         self.seq = 0
         self.counters = {"late_clicks": 0, "evicted": 0}
 
@@ -126,7 +132,7 @@ class Attribution:
 
     def _due(self, due: int, kind: str, key: str) -> None:
         self.seq += 1
-        heapq.heappush(self.deadlines, (due, self.seq, kind, key))
+        heapq.heappush(self.deadlines, (due, 0 if kind == "order" else 1, self.seq, kind, key))
 
     def add_impression(
         self,
@@ -168,10 +174,6 @@ class Attribution:
 
     def _open_click(self, pending: Pending) -> list[Label]:
         ts = pending.ts
-        for i, (order_ts, revenue) in enumerate(self.early_orders.get(pending.user_id, [])):
-            if 0 <= order_ts - ts <= self.conversion_window:
-                del self.early_orders[pending.user_id][i]
-                return [Label("conversion", True, pending, order_ts, revenue)]
         clicks = self.clicks.setdefault(pending.user_id, [])
         clicks.append(pending)
         if len(clicks) > self.max_clicks_per_user:
@@ -181,27 +183,41 @@ class Attribution:
         return []
 
     def order(self, user_id: str, ts: int, revenue: float) -> list[Label]:
-        clicks = self.clicks.get(user_id, [])
-        best = None
-        for c in clicks:
-            if 0 <= ts - c.ts <= self.conversion_window and (best is None or c.ts > best.ts):
-                best = c
-        if best is None:
-            if ts >= self.watermark:
-                self.early_orders.setdefault(user_id, []).append((ts, revenue))
-                self._due(ts + self.lateness, "early_order", user_id)
+        """Hold the order until the watermark passes it (see module docstring)."""
+        self.orders.setdefault(user_id, []).append((ts, revenue))
+        self._due(ts, "order", user_id)
+        return []
+
+    def _credit_orders(self, user_id: str, wm: int) -> list[Label]:
+        held = self.orders.get(user_id, [])
+        due = sorted(o for o in held if o[0] < wm)
+        if not due:
             return []
-        clicks.remove(best)
-        if not clicks:
+        keep = [o for o in held if o[0] >= wm]
+        if keep:
+            self.orders[user_id] = keep
+        else:
+            del self.orders[user_id]
+        out = []
+        for ts, revenue in due:
+            clicks = self.clicks.get(user_id, [])
+            best = None
+            for c in clicks:
+                if 0 <= ts - c.ts <= self.conversion_window and (best is None or c.ts > best.ts):
+                    best = c
+            if best is not None:
+                clicks.remove(best)
+                out.append(Label("conversion", True, best, ts, revenue))
+        if user_id in self.clicks and not self.clicks[user_id]:
             del self.clicks[user_id]
-        return [Label("conversion", True, best, ts, revenue)]
+        return out
 
     def expire(self) -> list[Label]:
         """Close every window the watermark has passed; return the negative labels."""
         out: list[Label] = []
         wm = self.watermark
         while self.deadlines and self.deadlines[0][0] < wm:
-            due, _, kind, key = heapq.heappop(self.deadlines)
+            due, _, _, kind, key = heapq.heappop(self.deadlines)
             if kind == "imp":
                 p = self.impressions.get(key)
                 if p is not None and p.ts + self.click_window == due:
@@ -212,11 +228,7 @@ class Attribution:
             elif kind == "early_click":
                 self.early_clicks.pop(key, None)
             else:
-                orders = [o for o in self.early_orders.get(key, []) if o[0] + self.lateness >= wm]
-                if orders:
-                    self.early_orders[key] = orders
-                else:
-                    self.early_orders.pop(key, None)
+                out.extend(self._credit_orders(key, wm))
         return out
 
     def _expire_clicks(self, user_id: str, wm: int) -> list[Label]:
@@ -243,18 +255,18 @@ class Attribution:
             "impressions": [p.to_state() for p in self.impressions.values()],
             "clicks": {u: [c.to_state() for c in cs] for u, cs in self.clicks.items()},
             "early_clicks": self.early_clicks,
-            "early_orders": self.early_orders,
+            "orders": self.orders,
             "counters": self.counters,
         }
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.max_ts, self.seq = int(s["max_ts"]), int(s["seq"])
-        self.deadlines = [(int(d), int(q), str(k), str(key)) for d, q, k, key in s["deadlines"]]
+        self.deadlines = [
+            (int(d), int(r), int(q), str(k), str(key)) for d, r, q, k, key in s["deadlines"]
+        ]
         heapq.heapify(self.deadlines)
         self.impressions = {p[0]: Pending.from_state(p) for p in s["impressions"]}
         self.clicks = {u: [Pending.from_state(c) for c in cs] for u, cs in s["clicks"].items()}
         self.early_clicks = {k: int(v) for k, v in s["early_clicks"].items()}
-        self.early_orders = {
-            u: [(int(t), float(r)) for t, r in v] for u, v in s["early_orders"].items()
-        }
+        self.orders = {u: [(int(t), float(r)) for t, r in v] for u, v in s["orders"].items()}
         self.counters = {k: int(v) for k, v in s["counters"].items()}

@@ -28,8 +28,11 @@ class EngineConfig:
     max_pending_impressions: int = 200_000
     max_pending_clicks_per_user: int = 5
     hash_bits: int = 18
-    learning_rate: float = 0.05
+    learning_rate: float = 0.005
+    intercept_learning_rate: float = 0.02
     l2: float = 1e-5
+    click_prior: float = 0.03  # starting click-through rate of a new model
+    conversion_prior: float = 0.1  # starting conversion rate after a click
     segments: int = 4
     top_k: int = 10
     rec_interval_ms: int = 30_000

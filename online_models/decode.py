@@ -104,10 +104,14 @@ def _diagnose(stream: str, raw: bytes) -> Any:
 
 
 def _looks_pickled(raw: bytes) -> bool:
-    # Protocol 2+ starts with PROTO (0x80) and a version byte; 0/1 end with STOP ('.').
-    return (len(raw) >= 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5) or (
-        raw[:1] in (b"(", b"]", b"}", b"c") and raw.rstrip().endswith(b".")
-    )
+    # Protocol 2+ starts with PROTO (0x80) and a version byte. Protocols 0 and 1 start
+    # with an opcode and end with STOP ('.'); no JSON text ends with '.'.
+    if len(raw) >= 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5:
+        return True
+    return raw[:1] in _PICKLE_OPENERS and raw.rstrip().endswith(b".")
+
+
+_PICKLE_OPENERS: Final = frozenset(bytes([c]) for c in b"(]}cVSIFLNGJKMXTUabde")
 
 
 _RULES: Final = (

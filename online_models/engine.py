@@ -76,7 +76,13 @@ class PartitionEngine:
             cfg.max_pending_impressions,
             cfg.max_pending_clicks_per_user,
         )
-        self.models = Models(cfg.learning_rate, cfg.l2)
+        self.models = Models(
+            cfg.learning_rate,
+            cfg.l2,
+            cfg.click_prior,
+            cfg.conversion_prior,
+            cfg.intercept_learning_rate,
+        )
         self.segmenter = Segmenter(cfg.segments)
         self.recommender = Recommender(
             cfg.covis_neighbors,

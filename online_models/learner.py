@@ -23,9 +23,16 @@ MODEL_FAMILY = "lr1"
 
 
 class Models:
-    def __init__(self, learning_rate: float, l2: float) -> None:
-        self.click = OnlineLogistic(learning_rate, l2)
-        self.conversion = OnlineLogistic(learning_rate, l2)
+    def __init__(
+        self,
+        learning_rate: float,
+        l2: float,
+        click_prior: float = 0.03,
+        conversion_prior: float = 0.1,
+        intercept_lr: float = 0.02,
+    ) -> None:
+        self.click = OnlineLogistic(learning_rate, l2, click_prior, intercept_lr)
+        self.conversion = OnlineLogistic(learning_rate, l2, conversion_prior, intercept_lr)
         self.revenue = OnlineRevenue()
         self.click_score = BinaryScore()
         self.conversion_score = BinaryScore()

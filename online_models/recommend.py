@@ -214,6 +214,12 @@ class Recommender:
             "category_of": self.category_of,
             "trending": self.trending,
             "category_top": self.category_top,
+            # The caches are part of the state: a restored engine must serve the same
+            # (possibly a minute stale) lists as the one that wrote the snapshot.
+            "cache_ts": self._cache_ts,
+            "cache_trending": self._cache_trending,
+            "cache_categories": self._cache_categories,
+            "changed": sorted(self._changed),
         }
 
     def load_state(self, s: dict[str, Any]) -> None:
@@ -226,6 +232,13 @@ class Recommender:
         self.category_top = {
             c: {i: float(v) for i, v in top.items()} for c, top in s["category_top"].items()
         }
+        self._cache_ts = int(s["cache_ts"])
+        self._cache_trending = [(str(i), float(v)) for i, v in s["cache_trending"]]
+        self._cache_categories = {
+            c: (int(ts), [(str(i), float(v)) for i, v in top])
+            for c, (ts, top) in s["cache_categories"].items()
+        }
+        self._changed = set(s["changed"])
 
 
 def _offer(top: dict[str, float], item: str, score: float, n: int) -> None:
