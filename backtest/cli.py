@@ -19,13 +19,12 @@ import asyncio
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from backtest.jsonl import iter_lines
+import msgspec
 
 
 def _positive_int(text: str) -> int:
@@ -95,21 +94,23 @@ def send_delay(first_ts: int, ts: int, speed: float) -> float:
     return 0.0 if math.isinf(speed) else (ts - first_ts) / 1000.0 / speed
 
 
-def _records(files: Sequence[str], topics: dict[str, str]) -> Any:
-    for path in files:
-        for line in iter_lines(path):
-            obj = orjson.loads(line)
-            topic = topics.get(obj.pop("topic", ""))
-            if topic is None:
-                continue
-            key = obj.get("campaign_id" if topic == topics["campaigns"] else "user_id")
-            yield topic, str(key).encode() if key is not None else None, obj
+def _records(files: Sequence[str], topics: dict[str, str], invalid: Counter[str]) -> Any:
+    """(topic, key, value, ts) in event time across all files, as the replay reads them;
+    invalid lines are counted, not sent."""
+    from backtest.replay import merged
+
+    disorder: Counter[str] = Counter()
+    for ts, _, _, logical, ev in merged(files, invalid, disorder):
+        key = ev.campaign_id if logical == "campaigns" else ev.user_id
+        yield topics[logical], key.encode(), msgspec.json.encode(ev), (
+            None if logical == "campaigns" else ts)
 
 
-async def produce(files: Sequence[str], speed: float) -> int:
+async def produce(files: Sequence[str], speed: float) -> tuple[int, Counter[str]]:
+    """Write the files' events to the input topics, keyed by user (campaigns by id), with
+    their event times as record timestamps; `speed` x real time (inf: at once)."""
     from aiokafka import AIOKafkaProducer
 
-    from online_models.timeparse import to_epoch_ms
     from streams.app import kafka_client_kwargs
     from streams.settings import Settings
 
@@ -118,24 +119,24 @@ async def produce(files: Sequence[str], speed: float) -> int:
               "ad-impressions": s.topic_impressions, "campaigns": s.topic_campaigns}
     producer = AIOKafkaProducer(**kafka_client_kwargs(s), acks="all", linger_ms=20)
     await producer.start()
+    invalid: Counter[str] = Counter()
     sent, first, start = 0, None, time.monotonic()
     try:
-        for topic, key, obj in _records(files, topics):
-            ts = to_epoch_ms(obj["ts"]) if "ts" in obj else None
+        for topic, key, value, ts in _records(files, topics, invalid):
             if ts is not None:
                 first = ts if first is None else first
                 wait = start + send_delay(first, ts, speed) - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-            await producer.send(topic, orjson.dumps(obj), key=key, timestamp_ms=ts)
+            await producer.send(topic, value, key=key, timestamp_ms=ts)
             sent += 1
         await producer.flush()
     finally:
         await producer.stop()
-    return sent
+    return sent, invalid
 
 
 def _produce(args: argparse.Namespace) -> int:
-    sent = asyncio.run(produce(args.files, args.speed))
-    print(f"sent {sent} events")
+    sent, invalid = asyncio.run(produce(args.files, args.speed))
+    print(f"sent {sent} events" + (f"; invalid lines not sent: {dict(invalid)}" if invalid else ""))
     return 0 if sent else 1

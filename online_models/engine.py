@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,7 @@ REC_TRIGGERS = frozenset({"view", "add_to_cart"})
 BID_TRIGGERS = frozenset({"ad_click", "add_to_cart", "click", "wishlist"})
 ITEM_WEIGHTS = {"view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0}
 ORDER_ITEM_WEIGHT = 5.0
+REC_TIMES_KEPT = 4
 
 
 class Result:
@@ -192,7 +194,10 @@ class PartitionEngine:
     def _recommend(
         self, state: UserState, ts: int, source_id: str, outputs: list[Output], current: str | None
     ) -> None:
-        if state.last_rec_ts and ts - state.last_rec_ts < self.cfg.rec_interval_ms:
+        times = state.rec_times
+        if any(ts - self.cfg.rec_interval_ms < t <= ts for t in times) or (
+            len(times) == REC_TIMES_KEPT and ts < times[0]
+        ):
             return
         p = state.profile
         since = ts - self.cfg.exclude_purchased_ms
@@ -205,7 +210,8 @@ class PartitionEngine:
         )
         if not items:
             return
-        state.last_rec_ts = ts
+        bisect.insort(state.rec_times, ts)
+        del state.rec_times[:-REC_TIMES_KEPT]
         outputs.append(
             Recommendation(
                 event_id=stable_id("rec", source_id),

@@ -13,7 +13,10 @@ class UserState(msgspec.Struct, kw_only=True, repr_omit_defaults=True):
     # Source topic -> last applied offset. A redelivered record at or below it was
     # already folded into this state (and its outputs sent) before a crash.
     applied: dict[str, int] = msgspec.field(default_factory=dict)
-    last_rec_ts: int = 0
+    # Event times of the latest recommendations (sorted, bounded): an event is
+    # rate-limited only by recommendations at or before its own time, so a topic read
+    # ahead of the others cannot suppress the earlier events that arrive after it.
+    rec_times: list[int] = msgspec.field(default_factory=list)
     bids: dict[str, float] = msgspec.field(default_factory=dict)
     # Campaign -> [last impression ts, placement, device, region]
     campaigns: dict[str, list[str | int]] = msgspec.field(default_factory=dict)

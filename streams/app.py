@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_commit_interval=settings.commit_interval_s,
+        broker_max_poll_records=settings.max_poll_records,
         producer_max_request_size=4 * 1024 * 1024,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=3600.0,
@@ -136,7 +137,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/profiles/{user_id}")
     async def profile_view(web: Any, request: Any, user_id: str) -> Any:
-        state = runtime.users.get(user_id)
+        state = runtime.users.peek(user_id)
         if state is None:
             return web.json({"error": "unknown here (expired or on another worker)"}, status=404)
         return web.json(

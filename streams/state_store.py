@@ -1,8 +1,9 @@
 """User state over a Faust table of raw bytes.
 
 The table holds msgspec-encoded UserState bytes, so its changelog and recovery use
-Faust's plain `raw` path; decoded states are cached here and the cache is dropped on
-every rebalance, when partitions (and so users) may have moved to another worker.
+Faust's plain `raw` path. States decoded by the agent are cached here; the cache is
+dropped on every rebalance (partitions may move, and recovery rewrites the table
+underneath), and views read with `peek`, which never fills it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ class StateStore:
                 return None
             state = self.cache[user] = decode_state(raw)
         return state
+
+    def peek(self, user: str) -> UserState | None:
+        """Read without caching, for views: a read during table recovery must never
+        plant a partly recovered state in the cache the agent builds on."""
+        state = self.cache.get(user)
+        if state is not None:
+            return state
+        raw = self.table.get(user)
+        return None if raw is None else decode_state(raw)
 
     def __setitem__(self, user: str, state: UserState) -> None:
         self.cache[user] = state

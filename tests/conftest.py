@@ -32,14 +32,20 @@ def fast_worker_env(broker: EmbeddedBroker, tmp_path: Path) -> dict[str, str]:
     """Worker env with short group timeouts so rebalances in tests take seconds."""
     data_dir = tmp_path / "worker-data"
     data_dir.mkdir()
+    run = uuid.uuid4().hex[:8]
+    # Tests share one broker: topic names of their own keep their records apart.
+    topics = {f"ECOM_TOPIC_{name.upper().replace('-', '_')}": f"{name}-{run}" for name in (
+        "clickstream", "orders", "impressions", "campaigns", "recommendations",
+        "bid_adjustments", "dead_letter", "snapshots")}  # fmt: skip
     return {
+        **topics,
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "ECOM_WEB_PORT": str(free_port()),
         "ECOM_DATA_DIR": str(data_dir),
         "ECOM_SESSION_TIMEOUT_S": "6",
         "ECOM_REBALANCE_TIMEOUT_S": "6",
         "ECOM_HEARTBEAT_INTERVAL_S": "1",
-        "ECOM_APP_ID": f"ecom-test-{uuid.uuid4().hex[:10]}",
+        "ECOM_APP_ID": f"ecom-test-{run}",
         "ECOM_PARTITIONS": "2",
         # Tansu's ListOffsets(latest) is wrong; see streams/end_offsets.py.
         "ECOM_FETCH_END_OFFSETS": "1",

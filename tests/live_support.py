@@ -38,12 +38,30 @@ def setup_topics(env: dict[str, str]) -> Settings:
     return settings
 
 
-def records(events: Iterable[Event]) -> list[tuple[str, bytes, bytes, int]]:
-    return [(t, str(e["user_id"]).encode(), orjson.dumps(e), int(e["ts"])) for t, e in events]
+def topic_names(settings: Settings) -> dict[str, str]:
+    """Logical stream name -> the topic this test's worker reads."""
+    return {logical: topic for topic, logical in settings.input_topics().items()} | {
+        "campaigns": settings.topic_campaigns
+    }
 
 
-def campaign_records() -> list[tuple[str, bytes, bytes, int]]:
-    return [("campaigns", c["campaign_id"].encode(), orjson.dumps(c), 0) for c in campaigns(3)]
+def records(events: Iterable[Event], settings: Settings) -> list[tuple[str, bytes, bytes, int]]:
+    names = topic_names(settings)
+    return [
+        (names[t], str(e["user_id"]).encode(), orjson.dumps(e), int(e["ts"])) for t, e in events
+    ]
+
+
+def raw_records(raw: Iterable[tuple[str, bytes]], settings: Settings) -> list[Any]:
+    names = topic_names(settings)
+    return [(names.get(t, t), b"bad-key", value, 0) for t, value in raw]
+
+
+def campaign_records(settings: Settings) -> list[tuple[str, bytes, bytes, int]]:
+    return [
+        (settings.topic_campaigns, c["campaign_id"].encode(), orjson.dumps(c), 0)
+        for c in campaigns(3)
+    ]
 
 
 def offline(events: Iterable[Event], partitions: int) -> Runner:

@@ -24,14 +24,14 @@ pytestmark = pytest.mark.integration
 
 def test_sigkill_twice_loses_nothing_and_counts_once(broker, fast_worker_env, tmp_path):
     env = {**fast_worker_env, "ECOM_SNAPSHOT_EVERY_S": "2"}
-    setup_topics(env)
+    settings = setup_topics(env)
     base = f"http://127.0.0.1:{env['ECOM_WEB_PORT']}"
     events = stream(n_users=200, duration_s=4 * 3600, seed=31)
     third = len(events) // 3
     chunks = [events[:third], events[third : 2 * third], events[2 * third :]]
     expected = offline(events, partitions=2)
     users = sorted({str(e["user_id"]) for _, e in events})
-    produce(broker.bootstrap, campaign_records())
+    produce(broker.bootstrap, campaign_records(settings))
 
     def processed() -> int:
         return sum(p["events"] for p in (get_json(f"{base}/models") or {}).values())
@@ -41,7 +41,7 @@ def test_sigkill_twice_loses_nothing_and_counts_once(broker, fast_worker_env, tm
         worker = WorkerProcess(env, log_path=tmp_path / f"worker-{i}.log")
         worker.wait_http(f"{base}/readyz", timeout_s=60)
         start = processed()
-        produce(broker.bootstrap, records(chunk))
+        produce(broker.bootstrap, records(chunk, settings))
         # Kill while the chunk is still being worked through: after some, before all.
         poll(lambda s=start: (processed() > s + 200, f"processed {processed()}"), 60, 0.1)
         assert processed() < start + len(chunk), "chunk finished before the kill"
@@ -52,7 +52,7 @@ def test_sigkill_twice_loses_nothing_and_counts_once(broker, fast_worker_env, tm
     worker = WorkerProcess(env, log_path=tmp_path / "worker-final.log")
     try:
         worker.wait_http(f"{base}/readyz", timeout_s=60)
-        produce(broker.bootstrap, records(chunks[2]))
+        produce(broker.bootstrap, records(chunks[2], settings))
 
         def all_equal() -> tuple[bool, str]:
             for user in users:

@@ -202,7 +202,9 @@ def test_at_most_one_recommendation_per_rec_interval_of_event_time() -> None:
     _catalogue(shop, T0 - 60_000)
     at = [t for t in range(0, 121_000, 5000) if recs(shop.view("u", f"i{t}", T0 + t))]
     assert at == [0, 30_000, 60_000, 90_000, 120_000]
-    assert shop.states["u"].last_rec_ts == T0 + 120_000
+    assert shop.states["u"].rec_times[-1] == T0 + 120_000
+    # Another view 5 s after the last recommendation gets none.
+    assert recs(shop.view("u", "gap", T0 + 125_000)) == []  # 5 s after the one at 120 s
     # A late (older) event does not produce a recommendation either.
     assert recs(shop.view("u", "late", T0 + 10_000)) == []
 

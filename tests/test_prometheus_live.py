@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from deploy_support import alert_exprs, dashboard_exprs, metric_names
 from kafka_harness import WorkerProcess, produce, wait_for
-from live_support import campaign_records, records, setup_topics, stream
+from live_support import campaign_records, raw_records, records, setup_topics, stream
 
 from backtest.synthetic import malformed_inputs
 from streams.broker import free_port, terminate
@@ -57,9 +57,13 @@ def test_real_prometheus_scrapes_the_worker(broker, fast_worker_env, tmp_path):
     base = f"http://127.0.0.1:{wport}"
     with WorkerProcess(env, log_path=tmp_path / "worker.log") as worker:
         worker.wait_http(f"{base}/readyz", timeout_s=60)
-        produce(broker.bootstrap, campaign_records())
-        produce(broker.bootstrap, records(stream(n_users=100, duration_s=3 * 3600, seed=5)))
-        produce(broker.bootstrap, [(t, b"bad", raw, 0) for t, raw, _ in malformed_inputs()])
+        produce(broker.bootstrap, campaign_records(settings))
+        produce(
+            broker.bootstrap, records(stream(n_users=100, duration_s=3 * 3600, seed=5), settings)
+        )
+        produce(
+            broker.bootstrap, raw_records([(t, raw) for t, raw, _ in malformed_inputs()], settings)
+        )
         wait_for(broker.bootstrap, settings.topic_dead_letter, lambda rs: len(rs) >= 5, 60)
         exposition = worker.wait_http(f"{base}/metrics").decode()
 
@@ -72,8 +76,13 @@ def test_real_prometheus_scrapes_the_worker(broker, fast_worker_env, tmp_path):
         exported = _exported_families(exposition)
         for expr in dashboard_exprs() + alert_exprs():
             for name in metric_names(expr) - {"up"}:
-                family = name.removesuffix("_total").removesuffix("_bucket").removesuffix(
-                    "_count").removesuffix("_sum").removesuffix("_info")
+                family = (
+                    name.removesuffix("_total")
+                    .removesuffix("_bucket")
+                    .removesuffix("_count")
+                    .removesuffix("_sum")
+                    .removesuffix("_info")
+                )
                 assert name in exported or family in exported, f"{name} in {expr!r}"
 
         # 3. A real Prometheus scrapes it, with our rules loaded.
@@ -84,7 +93,8 @@ def test_real_prometheus_scrapes_the_worker(broker, fast_worker_env, tmp_path):
             f"rule_files: ['{RULES}']\n"
             "scrape_configs:\n"
             "  - job_name: ecom-stream\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{wport}']}}]\n")
+            f"    static_configs: [{{targets: ['127.0.0.1:{wport}']}}]\n"
+        )
         log = (tmp_path / "prometheus.log").open("wb")
         prom = subprocess.Popen(
             [_tool("prometheus"), f"--config.file={config}",
@@ -109,16 +119,21 @@ def test_real_prometheus_scrapes_the_worker(broker, fast_worker_env, tmp_path):
             while missing and time.monotonic() < deadline:
                 time.sleep(1)
                 try:
-                    missing = [q for q in expected if not any(
-                        float(r["value"][1]) > 0 for r in _query(pport, q))]
+                    missing = [
+                        q
+                        for q in expected
+                        if not any(float(r["value"][1]) > 0 for r in _query(pport, q))
+                    ]
                 except OSError:
                     continue
             assert not missing, f"no non-zero series for {missing}"
-            rules = json.loads(urllib.request.urlopen(
-                f"http://127.0.0.1:{pport}/api/v1/rules", timeout=5).read())
+            rules = json.loads(
+                urllib.request.urlopen(f"http://127.0.0.1:{pport}/api/v1/rules", timeout=5).read()
+            )
             loaded = [r["name"] for g in rules["data"]["groups"] for r in g["rules"]]
-            assert len(loaded) >= 6 and all(r["health"] == "ok" for g in rules["data"]["groups"]
-                                            for r in g["rules"]), rules
+            assert len(loaded) >= 6 and all(
+                r["health"] == "ok" for g in rules["data"]["groups"] for r in g["rules"]
+            ), rules
         finally:
             terminate(prom, grace_s=10)
             log.close()

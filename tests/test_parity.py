@@ -1,0 +1,89 @@
+"""Parity: the same stream replayed offline and through the real broker and worker gives
+the same outputs and the same model metrics, up to the documented ordering effect.
+
+Live, one partition's three input topics are read concurrently, so their interleaving
+can differ from the replay's event-time merge. The domain is built to be insensitive to
+that for profiles, labels and recommendations (all asserted equal here). Bid multipliers
+re-emitted on a >10 % move ("value_moved") depend on model state at the moment of
+re-pricing and may differ; the first bid per user and campaign, and every campaign-wide
+pacing update, must match. A recommendation can differ in the rare case where one user's
+view and order fall in one rate-limit interval and are read out of event-time order
+(bounded here at 1 %; see docs/backtesting.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import math
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka_harness import WorkerProcess, read_all
+from live_support import get_json, poll, setup_topics, stream
+
+from backtest.cli import produce
+from backtest.jsonl import write_events
+from backtest.replay import ReplayOptions, replay
+from backtest.synthetic import campaigns
+
+pytestmark = pytest.mark.integration
+
+
+def _pooled(scores: list[dict]) -> dict[str, float]:
+    n = sum(s["n"] for s in scores)
+    return {"n": n, "positives": sum(s["positives"] for s in scores),
+            "logloss": sum(s["n"] * s["logloss"] for s in scores if s["n"]) / n}  # fmt: skip
+
+
+def test_offline_replay_and_live_worker_agree(broker, fast_worker_env, tmp_path, monkeypatch):
+    env = {**fast_worker_env, "ECOM_MAX_POLL_RECORDS": "20"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # `produce` reads the same settings as the worker
+    settings = setup_topics(env)
+    base = f"http://127.0.0.1:{env['ECOM_WEB_PORT']}"
+    events = stream(n_users=80, duration_s=2 * 3600, seed=13)
+    camp_file, event_file = tmp_path / "campaigns.jsonl", tmp_path / "events.jsonl"
+    write_events(camp_file, [{"topic": "campaigns", **c} for c in campaigns(3)])
+    write_events(event_file, [{"topic": t, **e} for t, e in events])
+
+    report = replay([camp_file, event_file], tmp_path / "out", ReplayOptions(partitions=2))
+    with gzip.open(tmp_path / "out" / "outputs.jsonl.gz") as f:
+        offline = [orjson.loads(line) for line in f]
+
+    with WorkerProcess(env, log_path=tmp_path / "worker.log") as worker:
+        worker.wait_http(f"{base}/readyz", timeout_s=60)
+        asyncio.run(produce([str(camp_file)], math.inf))
+        loaded = b'ecom_table_size{table="campaigns"} 3.0'
+        poll(lambda: (loaded in worker.wait_http(f"{base}/metrics"), "campaigns"), 30)
+        # In event-time order, at a pace the worker keeps up with (~30 s for 2 h): a worker
+        # far behind reads each topic in large batches, skewing topics past the lateness.
+        asyncio.run(produce([str(event_file)], 250.0))
+
+        def processed() -> int:
+            return sum(p["events"] for p in (get_json(f"{base}/models") or {}).values())
+
+        poll(lambda: (processed() >= len(events), f"{processed()} of {len(events)}"), 120)
+        live_models = get_json(f"{base}/models")
+    live = [orjson.loads(m.value) for topic in (settings.topic_recommendations,
+            settings.topic_bid_adjustments) for m in read_all(broker.bootstrap, topic)]  # fmt: skip
+
+    def ids(outputs: list[dict], keep) -> set[str]:
+        return {o["event_id"] for o in outputs if keep(o)}
+
+    recs = lambda o: "items" in o  # noqa: E731
+    firsts = lambda o: "items" not in o and o["reason"] in {"new", "pacing", "budget_exhausted"}  # noqa: E731
+    # Recommendations: equal but for the rare view and order of one user that fall in one
+    # rate-limit interval and are read out of event-time order across topics.
+    off_recs, live_recs = ids(offline, recs), ids(live, recs)
+    assert len(off_recs) > 500
+    assert len(off_recs ^ live_recs) <= 0.01 * len(off_recs), (off_recs ^ live_recs)
+    assert ids(offline, firsts) and ids(live, firsts) == ids(offline, firsts)
+    assert len(live) == len({o["event_id"] for o in live}), "duplicate output ids"
+
+    for model in ("click", "conversion"):
+        off = report["models"][model]
+        on = _pooled([p["scores"][model] for p in live_models.values()])
+        assert (on["n"], on["positives"]) == (off["n"], off["positives"]), model
+        assert on["logloss"] == pytest.approx(off["logloss"], abs=0.01), model
+    assert Path(tmp_path / "out" / "report.json").exists()
