@@ -61,10 +61,8 @@ class OnlineLogistic:
             "l2": self.l2,
             "prior": self.prior,
             "intercept_lr": self.intercept_lr,
-            "weights": self.model._weights.to_dict(),
-            "intercept": self.model.intercept,
-            "iterations": self.model.optimizer.n_iterations,
             "n_learned": self.n_learned,
+            **_fitted(self.model),
         }
 
     @classmethod
@@ -75,10 +73,7 @@ class OnlineLogistic:
             float(state["prior"]),
             float(state["intercept_lr"]),
         )
-        for k, v in state["weights"].items():
-            m.model._weights[k] = float(v)
-        m.model.intercept = float(state["intercept"])
-        m.model.optimizer.n_iterations = int(state["iterations"])
+        _restore(m.model, state)
         m.n_learned = int(state["n_learned"])
         return m
 
@@ -108,18 +103,29 @@ class OnlineRevenue:
         return {
             "learning_rate": self.learning_rate,
             "prior": self.prior,
-            "weights": self.model._weights.to_dict(),
-            "intercept": self.model.intercept,
-            "iterations": self.model.optimizer.n_iterations,
             "n_learned": self.n_learned,
+            **_fitted(self.model),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> OnlineRevenue:
         m = cls(float(state["learning_rate"]), float(state["prior"]))
-        for k, v in state["weights"].items():
-            m.model._weights[k] = float(v)
-        m.model.intercept = float(state["intercept"])
-        m.model.optimizer.n_iterations = int(state["iterations"])
+        _restore(m.model, state)
         m.n_learned = int(state["n_learned"])
         return m
+
+
+def _fitted(model: Any) -> dict[str, Any]:
+    """What a River linear model has learned: weights, intercept, optimizer step."""
+    return {
+        "weights": model._weights.to_dict(),
+        "intercept": model.intercept,
+        "iterations": model.optimizer.n_iterations,
+    }
+
+
+def _restore(model: Any, state: dict[str, Any]) -> None:
+    for k, v in state["weights"].items():
+        model._weights[k] = float(v)
+    model.intercept = float(state["intercept"])
+    model.optimizer.n_iterations = int(state["iterations"])

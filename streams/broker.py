@@ -75,8 +75,13 @@ async def _metadata(bootstrap: str) -> None:
 class EmbeddedBroker:
     """A memory-only Tansu broker on a loopback port, owned by this process."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None,
-                 binary: str | None = None, ready_timeout_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        binary: str | None = None,
+        ready_timeout_s: float = 20.0,
+    ) -> None:
         binary = binary or _resolve_binary()
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
@@ -119,8 +124,9 @@ class EmbeddedBroker:
             except Exception as exc:  # connection refused, Kafka errors while starting
                 last_error = repr(exc)
                 time.sleep(0.1)
-        raise RuntimeError(f"broker not ready after {timeout_s}s ({last_error}):\n"
-                           f"{self.log_tail()}")
+        raise RuntimeError(
+            f"broker not ready after {timeout_s}s ({last_error}):\n{self.log_tail()}"
+        )
 
     def running(self) -> bool:
         return self.proc.poll() is None

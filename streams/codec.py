@@ -7,6 +7,7 @@ import base64
 import msgspec
 import orjson
 
+from online_models.decode import DecodeError
 from online_models.outputs import DeadLetter
 
 
@@ -15,9 +16,10 @@ def encode_output(obj: msgspec.Struct) -> bytes:
 
 
 def dead_letter(
-    topic: str, partition: int, offset: int, key: bytes | None, raw: bytes, reason: str, error: str
+    topic: str, partition: int, offset: int, key: bytes | None, raw: bytes, exc: DecodeError
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """Dead-letter value and headers: the original bytes survive exactly."""
+    """Dead-letter value and headers for a refused input: the original bytes survive
+    exactly, with where they came from and why."""
     try:
         payload, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -26,14 +28,14 @@ def dead_letter(
         source_topic=topic,
         source_partition=partition,
         source_offset=offset,
-        reason=reason,
-        error=error[:500],
+        reason=exc.reason,
+        error=f"{type(exc).__name__}: {exc.detail}"[:500],
         payload=payload,
         payload_encoding=encoding,
         key=key.decode("utf-8", "replace") if key is not None else None,
     )
     headers = [
-        ("reason", reason.encode()),
+        ("reason", exc.reason.encode()),
         ("source_topic", topic.encode()),
         ("source_partition", str(partition).encode()),
         ("source_offset", str(offset).encode()),

@@ -60,15 +60,7 @@ def handle_record(
     try:
         ev = decode_input(rec.stream, rec.value, max_bytes)
     except DecodeError as exc:
-        value, headers = dead_letter(
-            rec.topic,
-            rec.partition,
-            rec.offset,
-            rec.key,
-            rec.value,
-            exc.reason,
-            f"{type(exc).__name__}: {exc.detail}",
-        )
+        value, headers = dead_letter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, exc)
         return Outcome(sends=[Send("dead-letter", rec.key, value, headers)], reason=exc.reason)
     user_key = ev.user_id.encode()
     home = partition_for(user_key, partitions)
