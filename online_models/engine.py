@@ -33,7 +33,7 @@ from online_models.outputs import BidAdjustment, Output, Recommendation, Recomme
 from online_models.profile import apply_click, apply_impression, apply_order
 from online_models.recommend import Recommender
 from online_models.segments import Segmenter
-from online_models.state import UserState
+from online_models.state import UserState, already_applied, record_applied
 
 REC_TRIGGERS = frozenset({"view", "add_to_cart"})
 # Events that move a bid's inputs enough to re-price; views alone barely do, and
@@ -113,7 +113,7 @@ class PartitionEngine:
         user = ev.user_id
         if state is None:
             state = UserState.new(user)
-        elif offset is not None and offset <= state.applied.get(source, -1):
+        elif offset is not None and already_applied(state, source, offset):
             return Result(state, [], [], duplicate=True)
         self.events += 1
         self.attribution.observe(ev.ts)
@@ -136,7 +136,7 @@ class PartitionEngine:
         if reprice and state.campaigns:
             self._bid(state, ev.ts, source_id, outputs)
         if offset is not None:
-            state.applied[source] = offset
+            record_applied(state, source, offset)
         self.activity[user] = max(ev.ts, self.activity.pop(user, 0))
         return Result(state, outputs, self._expired(), len(labels))
 

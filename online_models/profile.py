@@ -36,6 +36,7 @@ AFFINITY_WEIGHTS = {
     "search": 0.5,
     "order": 5.0,
 }
+RECENT_SESSIONS = 8
 CTR_PRIOR_CLICKS = 1.0
 CTR_PRIOR_IMPRESSIONS = 50.0
 
@@ -51,7 +52,7 @@ class Profile(msgspec.Struct, kw_only=True, repr_omit_defaults=True):
     totals: dict[str, int] = msgspec.field(default_factory=dict)
     categories: dict[str, float] = msgspec.field(default_factory=dict)
     sessions: int = 0
-    last_session: str = ""
+    recent_sessions: list[str] = msgspec.field(default_factory=list)
     recent_items: list[list[str | int]] = msgspec.field(default_factory=list)
     purchased: list[list[str | int]] = msgspec.field(default_factory=list)
     orders: int = 0
@@ -128,9 +129,12 @@ def _item_order(entry: list[str | int]) -> tuple[int, str]:
 
 def _session(p: Profile, session_id: str | None, ts: int, cfg: EngineConfig) -> None:
     if session_id is not None:
-        if session_id != p.last_session:
+        # A set of recent ids, not just the last one: going back to an open tab, or a
+        # redelivered older event, is not a new session.
+        if session_id not in p.recent_sessions:
             p.sessions += 1
-            p.last_session = session_id
+            p.recent_sessions.append(session_id)
+            del p.recent_sessions[:-RECENT_SESSIONS]
     elif p.sessions == 0 or ts - p.last_seen > cfg.session_gap_ms:
         p.sessions += 1
 

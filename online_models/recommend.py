@@ -195,12 +195,6 @@ class Recommender:
         self._cache_categories[category] = (now, top)
         return top
 
-    def _top_in(self, category: str) -> list[tuple[str, float]]:
-        return _normalised(self.category_top.get(category, {}))
-
-    def _trending(self) -> list[tuple[str, float]]:
-        return _normalised(self.trending)
-
     def trending_items(self, k: int) -> list[str]:
         """The k most popular items now (the popularity baseline of backtests)."""
         return [i for i, _ in _normalised(self.trending)[:k]]

@@ -15,7 +15,10 @@ from online_models import __version__ as domain_version
 from online_models.config import EngineConfig
 from streams import __version__
 from streams.campaign_feed import follow_campaigns
+from streams.commit_guard import install_commit_guard
 from streams.end_offsets import patch_faust_highwaters
+from streams.faust_flush import install_reliable_flush
+from streams.group_offsets import committed_offsets
 from streams.metrics import Metrics
 from streams.runtime import Runtime
 from streams.settings import Settings
@@ -99,6 +102,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
     users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions)
     runtime.users = StateStore(users)
+
+    def is_ready() -> bool:
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        return bool(
+            recovery.completed.is_set() and not recovery.in_recovery and not app.rebalancing
+        )
+
+    runtime.is_ready = is_ready
     runtime.topics = {
         "recommendations": raw_topic(settings.topic_recommendations),
         "bid-adjustments": raw_topic(settings.topic_bid_adjustments),
@@ -132,7 +143,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.tables.recovery.completed.is_set() and not app.rebalancing  # type: ignore[attr-defined]
+        ready = is_ready()
         return web.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/profiles/{user_id}")
@@ -161,7 +172,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         metrics.rebalances.inc()
         runtime.consumer = app.consumer
         runtime.users.forget_cache()
-        mine = {tp.partition for tp in assigned if tp.topic in settings.input_topics()}
+        inputs = [
+            (tp.topic, tp.partition) for tp in assigned if tp.topic in settings.input_topics()
+        ]
+        for tp, committed in (
+            await committed_offsets(client_kwargs, settings.app_id, inputs)
+        ).items():
+            runtime.guard.start(tp, committed)
+        mine = {p for _, p in inputs}
         for p in sorted(mine - set(runtime.engines)):
             await runtime.restore(p)
 
@@ -169,6 +187,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def snapshots() -> None:
         await runtime.snapshot_idle()
 
+    install_reliable_flush(app)
+    install_commit_guard(app, runtime.guard)
     _count_commits(app, metrics)
     log.info("settings: %s", settings.redacted())
     return app, runtime

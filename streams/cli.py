@@ -16,8 +16,17 @@ def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     from faust import Worker
 
-    from streams.app import create_app
+    from streams.app import create_app, kafka_client_kwargs
+    from streams.group_offsets import ensure_committed
 
+    asyncio.run(
+        ensure_committed(
+            kafka_client_kwargs(settings),
+            settings.app_id,
+            settings.input_topics(),
+            settings.partitions,
+        )
+    )
     app, _ = create_app(settings)
     worker = Worker(app, loglevel=settings.log_level)
     worker.execute_from_commandline()

@@ -31,7 +31,7 @@ async def produce_demo(
 ) -> int:
     """Send campaigns, then a synthetic stream at `rate` events/s (with a few malformed
     records, so the dead-letter path shows), keyed by user id."""
-    from backtest.synthetic import campaigns, generate, malformed_inputs
+    from backtest.synthetic import campaigns, malformed_inputs
 
     topic_of = {
         "clickstream": s.topic_clickstream,
@@ -48,10 +48,7 @@ async def produce_demo(
             )
         bad = malformed_inputs()
         start = time.monotonic()
-        events = generate(
-            n_users=5000, duration_s=7 * 86400, seed=seed, start_ms=int(time.time() * 1000)
-        )
-        for topic, event in events:
+        for topic, event in _endless(seed, int(time.time() * 1000)):
             if limit is not None and sent >= limit:
                 break
             await producer.send(
@@ -70,6 +67,26 @@ async def produce_demo(
     finally:
         await producer.stop()
     return sent
+
+
+ID_FIELDS = ("user_id", "event_id", "session_id", "impression_id", "order_id")
+SEGMENT_S = 6 * 3600  # dense in event time, so click windows (30 min) close within seconds
+
+
+def _endless(seed: int, start_ms: int) -> Any:
+    """Synthetic 6-hour segments back to back, each with its own seed and users."""
+    from backtest.synthetic import generate
+
+    while True:
+        for topic, event in generate(
+            n_users=500, duration_s=SEGMENT_S, seed=seed, start_ms=start_ms
+        ):
+            for key in ID_FIELDS:  # ids restart per segment: keep them unique
+                if key in event:
+                    event[key] = f"{event[key]}-{seed}"
+            yield topic, event
+        seed += 1
+        start_ms += SEGMENT_S * 1000
 
 
 class Summary:

@@ -47,6 +47,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.offset_jumps = Counter(
+            "ecom_offset_jumps",
+            "Input offsets not following the previous one (rewind: "
+            "redelivery; gap: records that never reached the agent)",
+            ["topic", "kind"],
+            registry=r,
+        )
         self.repartitioned = Counter(
             "ecom_repartitioned", "Inputs re-keyed by user_id and re-sent", ["topic"], registry=r
         )

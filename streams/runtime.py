@@ -3,10 +3,11 @@ latest model snapshot, fed by the agent, with sends, table writes and metrics.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -18,6 +19,7 @@ from online_models.events import Campaign
 from online_models.outputs import BidAdjustment, Recommendation
 from online_models.partitioning import partition_for
 from online_models.snapshot import SnapshotError, decode_snapshot
+from streams.commit_guard import CommitGuard
 from streams.end_offsets import fetch_end_offsets
 from streams.handler import Outcome, Record, handle_record
 from streams.metrics import Metrics
@@ -26,6 +28,7 @@ from streams.snapshots import chunk_snapshot, read_latest
 
 log = logging.getLogger(__name__)
 LAG_SAMPLE_EVERY = 50
+READY_WAIT_S = 120.0
 
 
 class Runtime:
@@ -49,12 +52,30 @@ class Runtime:
         self.topics: dict[str, Any] = {}  # logical output name -> Faust topic
         self.consumer: Any = None  # Faust consumer, for high watermarks
         self.untouched: set[int] = set()
+        self.positions: dict[tuple[str, int], int] = {}
+        self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
+        self.guard = CommitGuard()
         self._count = 0
 
     async def handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
     ) -> None:
+        if not self.is_ready():
+            await self._wait_ready(topic, partition, offset)
+        await self._handle(topic, partition, offset, key, value)
+        self.guard.processed((topic, partition), offset)
+
+    async def _handle(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+    ) -> None:
         started = time.perf_counter()
+        last = self.positions.get((topic, partition))
+        if last is not None and offset != last + 1:
+            # Inputs are never compacted: every offset should reach the agent, in order.
+            kind = "rewind" if offset <= last else "gap"
+            self.metrics.offset_jumps.labels(topic, kind).inc()
+            log.warning("%s[%d]: offset %d after %d (%s)", topic, partition, offset, last, kind)
+        self.positions[(topic, partition)] = offset
         engine = self.engines.get(partition) or await self.restore(partition)
         if partition in self.untouched:
             self._register_users(partition, engine)
@@ -73,6 +94,15 @@ class Runtime:
             self.users.pop(user)
         self._observe(topic, partition, offset, outcome, started)
         await self._maybe_snapshot(partition, engine)
+
+    async def _wait_ready(self, topic: str, partition: int, offset: int) -> None:
+        # Faust can hand over a record while tables are still being recovered; state
+        # built on a half-recovered table would lose updates, so hold the record until
+        # recovery is done (it is not acked meanwhile, so it cannot be committed).
+        log.info("%s[%d]@%d arrived during recovery: held until ready", topic, partition, offset)
+        deadline = time.monotonic() + READY_WAIT_S
+        while not self.is_ready() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     def _observe(
         self, topic: str, partition: int, offset: int, outcome: Outcome, started: float
@@ -169,6 +199,8 @@ class Runtime:
         for p in partitions:
             self.engines.pop(p, None)
             self.untouched.discard(p)
+        self.guard.forget(partitions)
+        self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in partitions}
 
     def model_report(self) -> dict[str, Any]:
         """Per-partition model health, for the `/models` view."""

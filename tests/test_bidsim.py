@@ -21,8 +21,15 @@ from backtest.bidsim import (
 H = 3_600_000
 
 
-def imp(ts: int, iid: str, cost: float, user: str = "u1", campaign: str = "c",
-        bid: float = 1.0, mult: float = 1.0) -> Impression:
+def imp(
+    ts: int,
+    iid: str,
+    cost: float,
+    user: str = "u1",
+    campaign: str = "c",
+    bid: float = 1.0,
+    mult: float = 1.0,
+) -> Impression:
     return Impression(ts, iid, user, campaign, bid, cost, mult)
 
 
@@ -51,8 +58,11 @@ def test_equal_budget_baseline_scaling() -> None:
     imps = [imp(0, "a", 0.1), imp(1, "b", 0.3), imp(2, "c", 0.2), imp(3, "d", 0.4)]
     out = simulate(imps, [], [], BidSimParams(budget_fraction=0.5))
     budget = 0.5 * (0.1 + 0.3 + 0.2 + 0.4)
-    assert out["policy"]["campaigns"]["c"]["budget"] == out["baseline"]["campaigns"]["c"][
-        "budget"] == pytest.approx(budget)
+    assert (
+        out["policy"]["campaigns"]["c"]["budget"]
+        == out["baseline"]["campaigns"]["c"]["budget"]
+        == pytest.approx(budget)
+    )
     assert out["constant_bids"] == {"c": 0.2}  # 0.1 + 0.2 = 0.3 <= 0.5 < 0.6
     assert out["baseline"]["won"] == 2 and out["baseline"]["spend"] == pytest.approx(0.3)
     # Adjusted policy: recorded bid 1.0 x multiplier 1.0 wins until the budget is spent.
@@ -69,8 +79,12 @@ def test_clicks_join_by_impression_user_and_window() -> None:
 def test_conversions_last_touch_within_24h_each_click_once() -> None:
     imps = [imp(0, "i1", 0.1), imp(500, "i2", 0.1), imp(0, "i3", 0.1, user="u2")]
     clicks = {"i1": 10, "i2": 1000, "i3": 20}
-    orders = [Order(2000, "u1", 50.0), Order(3000, "u1", 30.0), Order(4000, "u1", 99.0),
-              Order(20 + 25 * H, "u2", 70.0)]
+    orders = [
+        Order(2000, "u1", 50.0),
+        Order(3000, "u1", 30.0),
+        Order(4000, "u1", 99.0),
+        Order(20 + 25 * H, "u2", 70.0),
+    ]
     r = run_policy(imps, [1.0] * 3, [0.1] * 3, {"c": 5.0}, clicks, orders, (0, 500))
     # u1: 2000 -> click@1000 (latest), 3000 -> click@10, 4000 -> no click left;
     # u2: the order comes 25 h after the click, outside the 24 h window.

@@ -249,7 +249,11 @@ def test_sessions_counted_by_session_id() -> None:
     # Same id after a long pause is still the same session.
     apply_click(p, click(T0 + 5 * 60 * MINUTE_MS, session="s2", n=9), c)
     assert p.sessions == 2
-    assert p.last_session == "s2"
+    assert p.recent_sessions == ["s1", "s2"]
+    # Going back to an earlier, still recent session (another tab, or a redelivered
+    # older event) is not a new session.
+    apply_click(p, click(T0 + 5 * 60 * MINUTE_MS + 1000, session="s1", n=10), c)
+    assert p.sessions == 2
 
 
 def test_sessions_split_by_30_minute_gap_without_ids() -> None:

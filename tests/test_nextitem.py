@@ -24,10 +24,12 @@ def test_hit_rate_and_mrr_at_10_and_20() -> None:
     ev.observe("u3", 5, ["nope"])  # miss
     s = ev.summary()
     assert s["evaluated"] == 3 and s["unresolved"] == 0
-    assert s["model"] == {"hit@10": pytest.approx(1 / 3, abs=1e-6),
-                          "mrr@10": pytest.approx(0.5 / 3, abs=1e-6),
-                          "hit@20": pytest.approx(2 / 3, abs=1e-6),
-                          "mrr@20": pytest.approx((0.5 + 1 / 12) / 3, abs=1e-6)}
+    assert s["model"] == {
+        "hit@10": pytest.approx(1 / 3, abs=1e-6),
+        "mrr@10": pytest.approx(0.5 / 3, abs=1e-6),
+        "hit@20": pytest.approx(2 / 3, abs=1e-6),
+        "mrr@20": pytest.approx((0.5 + 1 / 12) / 3, abs=1e-6),
+    }
     assert s["baseline"]["hit@10"] == pytest.approx(1 / 3, abs=1e-6)
     assert s["baseline"]["mrr@10"] == pytest.approx(1 / 3, abs=1e-6)
 
@@ -61,7 +63,9 @@ def test_hit_rate_per_time_bucket_by_recommendation_time() -> None:
     ev.observe("b", 130, ["x"])
     rows = ev.summary()["by_time"]
     assert [(r["start_ms"], r["n"], r["model"]["hit@10"]) for r in rows] == [
-        (0, 1, 1.0), (100, 1, 0.0)]
+        (0, 1, 1.0),
+        (100, 1, 0.0),
+    ]
     assert ev.summary()["model"]["hit@10"] == 0.5
 
 

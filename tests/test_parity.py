@@ -77,7 +77,7 @@ def test_offline_replay_and_live_worker_agree(broker, fast_worker_env, tmp_path,
     # rate-limit interval and are read out of event-time order across topics.
     off_recs, live_recs = ids(offline, recs), ids(live, recs)
     assert len(off_recs) > 500
-    assert len(off_recs ^ live_recs) <= 0.01 * len(off_recs), (off_recs ^ live_recs)
+    assert len(off_recs ^ live_recs) <= 0.01 * len(off_recs), off_recs ^ live_recs
     assert ids(offline, firsts) and ids(live, firsts) == ids(offline, firsts)
     assert len(live) == len({o["event_id"] for o in live}), "duplicate output ids"
 

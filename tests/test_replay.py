@@ -19,8 +19,11 @@ from backtest.synthetic import campaigns, generate
 from online_models.config import EngineConfig
 from online_models.runner import Runner
 
-TAOBAO = Path(__file__).resolve().parents[2] / "shared/data/taobao_userbehavior_sample" / (
-    "UserBehavior.csv")
+TAOBAO = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/taobao_userbehavior_sample"
+    / ("UserBehavior.csv")
+)
 BAD_LINES = [
     b"not json",
     b'{"topic":"nope","ts":1700000000000}',
@@ -36,8 +39,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     camp = root / "campaigns.jsonl"
     write_events(camp, [{"topic": "campaigns", **c} for c in campaigns(3)])
     events = root / "events.jsonl.gz"
-    write_events(events, ({"topic": t, **e} for t, e in generate(n_users=80, duration_s=7200,
-                                                                   seed=5)))
+    write_events(
+        events, ({"topic": t, **e} for t, e in generate(n_users=80, duration_s=7200, seed=5))
+    )
     bad = root / "bad.jsonl"
     bad.write_bytes(b"\n".join(BAD_LINES) + b"\n")
     return [camp, events, bad]
@@ -61,22 +65,28 @@ def test_two_replays_are_byte_identical(runs: list[Path]) -> None:
     a, b = ((r / "outputs.jsonl.gz").read_bytes() for r in runs)
     assert a == b and len(gzip.decompress(a)) > 0
     assert _minus_performance(runs[0] / "report.json") == _minus_performance(
-        runs[1] / "report.json")
+        runs[1] / "report.json"
+    )
 
 
 def test_report_schema_and_types(runs: list[Path]) -> None:
     report = orjson.loads((runs[0] / "report.json").read_bytes())
     assert schema_errors(report) == [] and set(SCHEMA) <= set(report)
     counts = report["counts"]
-    assert set(counts["events_by_topic"]) == {"ad-impressions", "campaigns", "clickstream",
-                                              "orders"}
+    assert set(counts["events_by_topic"]) == {
+        "ad-impressions",
+        "campaigns",
+        "clickstream",
+        "orders",
+    }
     assert set(counts["outputs_by_topic"]) == {"bid-adjustments", "recommendations"}
     for model in ("click", "conversion"):
         assert isinstance(report["models"][model]["n"], int)
         assert isinstance(report["models"][model]["calibration_curve"], list)
     assert report["models"]["by_time"] and all(
         {"start_ms", "end_ms", "click", "click_cumulative"} <= set(b)
-        for b in report["models"]["by_time"])
+        for b in report["models"]["by_time"]
+    )
     recs = report["recommendations"]
     for who in ("model", "baseline"):
         assert set(recs[who]) == {"hit@10", "mrr@10", "hit@20", "mrr@20"}
@@ -85,7 +95,8 @@ def test_report_schema_and_types(runs: list[Path]) -> None:
     assert bidding["impressions"] == counts["events_by_topic"]["ad-impressions"]
     for who in ("policy", "baseline"):
         assert {"won", "spend", "clicks", "conversions", "revenue", "roas", "campaigns"} <= set(
-            bidding[who])
+            bidding[who]
+        )
     perf = report["performance"]
     assert perf["events_per_second"] > 0 and perf["peak_memory_mb"] > 0
 
@@ -95,12 +106,17 @@ def test_invalid_lines_are_counted_by_reason(runs: list[Path]) -> None:
     # An empty placed order is rejected by the event's own check (invalid_value),
     # exactly as the live decoder rejects it.
     assert report["counts"]["invalid_by_reason"] == {
-        "invalid_value": 1, "missing_topic": 1, "not_json": 1, "unknown_topic": 1,
-        "unknown_type": 1}
+        "invalid_value": 1,
+        "missing_topic": 1,
+        "not_json": 1,
+        "unknown_topic": 1,
+        "unknown_type": 1,
+    }
 
 
-def test_outputs_equal_a_plain_runner_with_the_default_top_k(inputs: list[Path],
-                                                             runs: list[Path]) -> None:
+def test_outputs_equal_a_plain_runner_with_the_default_top_k(
+    inputs: list[Path], runs: list[Path]
+) -> None:
     # Parity: the replay runs top_k=20 for the @20 metrics but must write exactly
     # what the live engine (top_k=10) sends, encoded as the live codec does.
     from streams.codec import encode_output
@@ -127,14 +143,14 @@ def test_progress_bar_only_on_a_terminal() -> None:
 
 
 def test_cli_replay_writes_report_html_and_no_progress_when_piped(
-        inputs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inputs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
     add_backtest_parsers(parser.add_subparsers(dest="command"))
     out = tmp_path / "cli"
-    args = parser.parse_args(["replay", *map(str, inputs), "--report", str(out),
-                              "--limit", "3000"])
+    args = parser.parse_args(["replay", *map(str, inputs), "--report", str(out), "--limit", "3000"])
     assert args.func(args) == 0
     captured = capsys.readouterr()
     assert "\r" not in captured.err and "replayed" in captured.out

@@ -11,9 +11,9 @@ def test_writes_go_to_the_table_as_bytes_and_reads_decode_them():
     table: dict[str, bytes] = {}
     store = StateStore(table)
     state = UserState.new("u1")
-    state.applied["clickstream"] = 7
+    state.applied["clickstream"] = [7]
     store["u1"] = state
-    assert decode_state(table["u1"]).applied == {"clickstream": 7}
+    assert decode_state(table["u1"]).applied == {"clickstream": [7]}
     assert store.get("u1") is state
     assert store.get("nobody") is None
 
@@ -24,11 +24,11 @@ def test_view_reads_during_recovery_never_plant_stale_cache_entries():
     table: dict[str, bytes] = {}
     store = StateStore(table)
     old, new = UserState.new("u1"), UserState.new("u1")
-    old.applied["clickstream"], new.applied["clickstream"] = 1, 2
+    old.applied["clickstream"], new.applied["clickstream"] = [1], [2]
     table["u1"] = encode_state(old)  # recovery, part way
-    assert store.peek("u1").applied == {"clickstream": 1}
+    assert store.peek("u1").applied == {"clickstream": [1]}
     table["u1"] = encode_state(new)  # recovery completes
-    assert store.get("u1").applied == {"clickstream": 2}
+    assert store.get("u1").applied == {"clickstream": [2]}
 
 
 def test_forget_cache_rereads_the_table_and_pop_deletes_everywhere():
@@ -36,10 +36,10 @@ def test_forget_cache_rereads_the_table_and_pop_deletes_everywhere():
     store = StateStore(table)
     store["u1"] = UserState.new("u1")
     newer = UserState.new("u1")
-    newer.applied["orders"] = 3
+    newer.applied["orders"] = [3]
     table["u1"] = encode_state(newer)  # rewritten underneath, as recovery does
     store.forget_cache()
-    assert store.get("u1").applied == {"orders": 3}
+    assert store.get("u1").applied == {"orders": [3]}
     store.pop("u1")
     assert "u1" not in table and store.get("u1") is None
     assert len(store) == 0
