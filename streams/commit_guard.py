@@ -14,6 +14,8 @@ assigned, and clamps every commit to it: a record not processed is redelivered.
 ...     g.processed(("t", 0), offset)
 >>> g.clamp({("t", 0): 44, ("t", 1): 9})
 {('t', 0): 42}
+>>> g.hole(("t", 0))
+42
 >>> g.processed(("t", 0), 42)       # redelivered later
 >>> g.clamp({("t", 0): 44})
 {('t', 0): 44}
@@ -50,6 +52,11 @@ class CommitGuard:
         if len(ahead) > MAX_AHEAD:  # a hole that never fills (e.g. a transaction marker)
             self.next[tp] = max(ahead) + 1
             ahead.clear()
+
+    def hole(self, tp: Hashable) -> int | None:
+        """The first offset not processed while later ones were, if any: records the
+        consumer skipped, to be read again."""
+        return self.next[tp] if self.ahead.get(tp) else None
 
     def clamp(self, offsets: Mapping[Any, int]) -> dict[Any, int]:
         """The commit Faust asked for, limited to what was processed; partitions not

@@ -55,6 +55,7 @@ class Runtime:
         self.positions: dict[tuple[str, int], int] = {}
         self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
         self.guard = CommitGuard()
+        self.seeking: dict[tuple[str, int], int] = {}
         self._count = 0
 
     async def handle(
@@ -63,7 +64,23 @@ class Runtime:
         if not self.is_ready():
             await self._wait_ready(topic, partition, offset)
         await self._handle(topic, partition, offset, key, value)
-        self.guard.processed((topic, partition), offset)
+        await self._heal((topic, partition), offset)
+
+    async def _heal(self, tp: tuple[str, int], offset: int) -> None:
+        """Read again records the consumer skipped (see streams/commit_guard.py)."""
+        expected = self.guard.next.get(tp)
+        self.guard.processed(tp, offset)
+        hole = self.guard.hole(tp)
+        if hole is None:
+            self.seeking.pop(tp, None)
+        elif tp not in self.seeking and expected is not None and offset > expected:
+            # One read-back per hole: while it refills, `hole` moves up; no new seeks.
+            self.seeking[tp] = hole
+            self.metrics.offset_jumps.labels(tp[0], "reread").inc()
+            log.warning("%s[%d]: records from %d were skipped; reading them again", *tp, hole)
+            from faust.types import TP
+
+            await self.consumer.seek(TP(*tp), hole)
 
     async def _handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
@@ -200,6 +217,7 @@ class Runtime:
             self.engines.pop(p, None)
             self.untouched.discard(p)
         self.guard.forget(partitions)
+        self.seeking = {tp: o for tp, o in self.seeking.items() if tp[1] not in partitions}
         self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in partitions}
 
     def model_report(self) -> dict[str, Any]:

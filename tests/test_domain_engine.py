@@ -36,7 +36,7 @@ from online_models.features import impression_features
 from online_models.outputs import BidAdjustment, Recommendation
 from online_models.partitioning import murmur2, partition_for
 from online_models.runner import Runner
-from online_models.state import UserState, decode_state, encode_state
+from online_models.state import APPLIED_KEPT, UserState, decode_state, encode_state
 
 NOON = (1_700_000_000_000 // DAY_MS) * DAY_MS + 12 * HOUR_MS
 ENCODE = msgspec.json.encode
@@ -117,7 +117,7 @@ def test_redelivered_offset_is_a_duplicate_with_no_effect() -> None:
 def test_out_of_order_redelivery_applies_what_was_never_applied() -> None:
     """Faust can hand over one record before seeking back to the committed offset, so a
     user's older, never-applied record may arrive after a newer one: it must be applied,
-    not dropped as a duplicate. Once 8 newer offsets are known, older ones are
+    not dropped as a duplicate. Once APPLIED_KEPT newer offsets are known, older ones are
     duplicates (the state cannot list every offset ever applied)."""
     eng = PartitionEngine(EngineConfig(partitions=1), 0)
     state = eng.process("clickstream", view("u", NOON, "a"), None, offset=9).state
@@ -125,9 +125,9 @@ def test_out_of_order_redelivery_applies_what_was_never_applied() -> None:
     assert not late.duplicate and late.state.profile.totals == {"view": 2}
     assert eng.process("clickstream", view("u", NOON, "a"), late.state, offset=9).duplicate
     state = late.state
-    for offset in range(10, 18):
+    for offset in range(10, 10 + APPLIED_KEPT):
         state = eng.process("clickstream", view("u", NOON + offset, "c"), state, offset).state
-    assert state.applied["clickstream"] == list(range(10, 18))
+    assert state.applied["clickstream"] == list(range(10, 10 + APPLIED_KEPT))
     assert eng.process("clickstream", view("u", NOON, "d"), state, offset=5).duplicate
 
 
