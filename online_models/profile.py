@@ -52,7 +52,7 @@ class Profile(msgspec.Struct, kw_only=True, repr_omit_defaults=True):
     totals: dict[str, int] = msgspec.field(default_factory=dict)
     categories: dict[str, float] = msgspec.field(default_factory=dict)
     sessions: int = 0
-    recent_sessions: list[str] = msgspec.field(default_factory=list)
+    recent_sessions: list[list[str | int]] = msgspec.field(default_factory=list)
     recent_items: list[list[str | int]] = msgspec.field(default_factory=list)
     purchased: list[list[str | int]] = msgspec.field(default_factory=list)
     orders: int = 0
@@ -129,12 +129,22 @@ def _item_order(entry: list[str | int]) -> tuple[int, str]:
 
 def _session(p: Profile, session_id: str | None, ts: int, cfg: EngineConfig) -> None:
     if session_id is not None:
-        # A set of recent ids, not just the last one: going back to an open tab, or a
-        # redelivered older event, is not a new session.
-        if session_id not in p.recent_sessions:
-            p.sessions += 1
-            p.recent_sessions.append(session_id)
-            del p.recent_sessions[:-RECENT_SESSIONS]
+        # The most recent sessions by event time, not just the last id: going back to
+        # an open tab, or an older event read late, is not a new session; and keeping
+        # them by time (not arrival) makes the result independent of arrival order.
+        sessions = p.recent_sessions
+        for entry in sessions:
+            if entry[0] == session_id:
+                if ts > int(entry[1]):
+                    entry[1] = ts
+                    sessions.sort(key=_item_order)
+                return
+        if len(sessions) >= RECENT_SESSIONS and ts < int(sessions[0][1]):
+            return  # older than every recent session: counted when it was current
+        p.sessions += 1
+        bisect.insort(sessions, [session_id, ts], key=_item_order)
+        if len(sessions) > RECENT_SESSIONS:
+            del sessions[0]
     elif p.sessions == 0 or ts - p.last_seen > cfg.session_gap_ms:
         p.sessions += 1
 

@@ -249,7 +249,7 @@ def test_sessions_counted_by_session_id() -> None:
     # Same id after a long pause is still the same session.
     apply_click(p, click(T0 + 5 * 60 * MINUTE_MS, session="s2", n=9), c)
     assert p.sessions == 2
-    assert p.recent_sessions == ["s1", "s2"]
+    assert [sid for sid, _ in p.recent_sessions] == ["s1", "s2"]
     # Going back to an earlier, still recent session (another tab, or a redelivered
     # older event) is not a new session.
     apply_click(p, click(T0 + 5 * 60 * MINUTE_MS + 1000, session="s1", n=10), c)
@@ -340,3 +340,24 @@ def test_first_and_last_seen_tolerate_late_events() -> None:
     apply_click(p, click(T0 + 1000, n=1), c)
     apply_click(p, click(T0, n=2), c)
     assert (p.first_seen, p.last_seen) == (T0, T0 + 1000)
+
+
+def test_session_count_does_not_depend_on_arrival_order() -> None:
+    """Redelivery after a crash can hand over a user's older events after newer ones;
+    the session count and its bookkeeping must come out as in time order."""
+    import random
+
+    c = cfg()
+    events = [click(T0 + k * 60_000, session=f"s{k // 3}", n=k) for k in range(40)]
+    in_order = Profile(user_id="u1")
+    for ev in events:
+        apply_click(in_order, ev, c)
+    for seed in range(5):
+        shuffled = events[:]
+        random.Random(seed).shuffle(shuffled[:12])  # a read-back span of 12 events
+        head, tail = shuffled[:12], shuffled[12:]
+        random.Random(seed).shuffle(head)
+        p = Profile(user_id="u1")
+        for ev in head + tail:
+            apply_click(p, ev, c)
+        assert (p.sessions, p.recent_sessions) == (in_order.sessions, in_order.recent_sessions)
