@@ -76,10 +76,15 @@ class PolicyResult:
     by_campaign: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"won": self.won, "spend": round(self.spend, 6), "clicks": self.clicks,
-                "conversions": self.conversions, "revenue": round(self.revenue, 6),
-                "roas": round(self.revenue / self.spend, 6) if self.spend > 0 else None,
-                "campaigns": self.by_campaign}
+        return {
+            "won": self.won,
+            "spend": round(self.spend, 6),
+            "clicks": self.clicks,
+            "conversions": self.conversions,
+            "revenue": round(self.revenue, 6),
+            "roas": round(self.revenue / self.spend, 6) if self.spend > 0 else None,
+            "campaigns": self.by_campaign,
+        }
 
 
 def market_price(imp: Impression, p: BidSimParams) -> float:
@@ -118,8 +123,9 @@ def constant_bid_for_budget(prices: Sequence[float], budget: float) -> float:
     return bid
 
 
-def joined_clicks(imps: Sequence[Impression], clicks: Sequence[tuple[str, str, int]],
-                  window_ms: int) -> dict[str, int]:
+def joined_clicks(
+    imps: Sequence[Impression], clicks: Sequence[tuple[str, str, int]], window_ms: int
+) -> dict[str, int]:
     """impression_id -> first click ts, for (impression_id, user_id, ts) clicks by the
     impression's user inside the click window."""
     by_id = {i.impression_id: i for i in imps}
@@ -133,9 +139,16 @@ def joined_clicks(imps: Sequence[Impression], clicks: Sequence[tuple[str, str, i
     return out
 
 
-def run_policy(imps: Sequence[Impression], bids: Sequence[float], prices: Sequence[float],
-               budgets: dict[str, float], clicks: dict[str, int], orders: Sequence[Order],
-               window: tuple[int, int], p: BidSimParams | None = None) -> PolicyResult:
+def run_policy(
+    imps: Sequence[Impression],
+    bids: Sequence[float],
+    prices: Sequence[float],
+    budgets: dict[str, float],
+    clicks: dict[str, int],
+    orders: Sequence[Order],
+    window: tuple[int, int],
+    p: BidSimParams | None = None,
+) -> PolicyResult:
     """Replay `imps` (sorted by ts) with `bids`; count wins, spend, clicks, conversions."""
     p = p or BidSimParams()
     res = PolicyResult()
@@ -171,7 +184,8 @@ def run_policy(imps: Sequence[Impression], bids: Sequence[float], prices: Sequen
     for c in sorted(budgets):
         errs = pace_err[c]
         res.by_campaign[c] = {
-            "budget": round(budgets[c], 6), "spend": round(spent[c], 6),
+            "budget": round(budgets[c], 6),
+            "spend": round(spent[c], 6),
             "pacing_error": round(sum(errs) / len(errs), 6) if errs else None,
             "curve": _thin(curve[c]),
         }
@@ -186,8 +200,12 @@ def _thin(points: list[list[float]]) -> list[list[float]]:
     return out
 
 
-def simulate(imps: Sequence[Impression], clicks: Sequence[tuple[str, str, int]],
-             orders: Sequence[Order], p: BidSimParams | None = None) -> dict[str, Any]:
+def simulate(
+    imps: Sequence[Impression],
+    clicks: Sequence[tuple[str, str, int]],
+    orders: Sequence[Order],
+    p: BidSimParams | None = None,
+) -> dict[str, Any]:
     """Adjusted policy vs. equal-budget constant baseline; JSON-ready summary."""
     p = p or BidSimParams()
     imps = sorted(imps, key=lambda i: (i.ts, i.impression_id))
@@ -201,19 +219,30 @@ def simulate(imps: Sequence[Impression], clicks: Sequence[tuple[str, str, int]],
     constant = {c: constant_bid_for_budget(ps, budgets[c]) for c, ps in by_campaign.items()}
     joined = joined_clicks(imps, clicks, p.click_window_ms)
     window = (imps[0].ts, imps[-1].ts)
-    adjusted = [(i.bid if i.bid > 0 else price) * i.multiplier
-                for i, price in zip(imps, prices, strict=True)]
+    adjusted = [
+        (i.bid if i.bid > 0 else price) * i.multiplier
+        for i, price in zip(imps, prices, strict=True)
+    ]
     flat = [constant[i.campaign_id] for i in imps]
     policy = run_policy(imps, adjusted, prices, budgets, joined, orders, window, p)
     baseline = run_policy(imps, flat, prices, budgets, joined, orders, window, p)
-    return {"impressions": len(imps), "clicked_impressions": len(joined), "params": _params(p),
-            "constant_bids": {c: round(v, 6) for c, v in sorted(constant.items())},
-            "policy": policy.summary(), "baseline": baseline.summary()}
+    return {
+        "impressions": len(imps),
+        "clicked_impressions": len(joined),
+        "params": _params(p),
+        "constant_bids": {c: round(v, 6) for c, v in sorted(constant.items())},
+        "policy": policy.summary(),
+        "baseline": baseline.summary(),
+    }
 
 
 def _params(p: BidSimParams) -> dict[str, Any]:
-    return {"budget_fraction": p.budget_fraction, "price_mu": round(p.price_mu, 6),
-            "price_sigma": p.price_sigma, "seed": p.seed}
+    return {
+        "budget_fraction": p.budget_fraction,
+        "price_mu": round(p.price_mu, 6),
+        "price_sigma": p.price_sigma,
+        "seed": p.seed,
+    }
 
 
 class BidBook:

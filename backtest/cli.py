@@ -44,27 +44,46 @@ def _speed(text: str) -> float:
 
 
 def add_backtest_parsers(sub: Any) -> None:
-    rp = sub.add_parser("replay", help="replay event files through the engine offline",
-                        description="Replay JSON Lines event files (merged in event time) "
-                        "through the live engine; write outputs.jsonl.gz, report.json and "
-                        "report.html to the report folder. See docs/backtesting.md.")
+    rp = sub.add_parser(
+        "replay",
+        help="replay event files through the engine offline",
+        description="Replay JSON Lines event files (merged in event time) "
+        "through the live engine; write outputs.jsonl.gz, report.json and "
+        "report.html to the report folder. See docs/backtesting.md.",
+    )
     rp.add_argument("files", nargs="+", metavar="FILE", help=".jsonl or .jsonl.gz input files")
     rp.add_argument("--report", required=True, metavar="OUT", help="output folder")
-    rp.add_argument("--partitions", type=_positive_int, default=4,
-                    help="engines to run, as live partitions (default 4)")
-    rp.add_argument("--top-k", type=_positive_int, default=None,
-                    help="recommendation length written to outputs (default: engine's 10)")
-    rp.add_argument("--limit", type=_positive_int, default=None, metavar="N",
-                    help="stop after N input lines")
+    rp.add_argument(
+        "--partitions",
+        type=_positive_int,
+        default=4,
+        help="engines to run, as live partitions (default 4)",
+    )
+    rp.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=None,
+        help="recommendation length written to outputs (default: engine's 10)",
+    )
+    rp.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N", help="stop after N input lines"
+    )
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--no-html", action="store_true", help="skip report.html")
     rp.set_defaults(func=_replay)
-    pp = sub.add_parser("produce", help="write event files to the input topics",
-                        description="Send JSON Lines events to Kafka in file order, keyed by "
-                        "user_id (campaigns by campaign_id), timestamped with the event time.")
+    pp = sub.add_parser(
+        "produce",
+        help="write event files to the input topics",
+        description="Send JSON Lines events to Kafka in file order, keyed by "
+        "user_id (campaigns by campaign_id), timestamped with the event time.",
+    )
     pp.add_argument("files", nargs="+", metavar="FILE")
-    pp.add_argument("--speed", type=_speed, default=math.inf,
-                    help="multiple of real time from event-time gaps, or 'max' (default)")
+    pp.add_argument(
+        "--speed",
+        type=_speed,
+        default=math.inf,
+        help="multiple of real time from event-time gaps, or 'max' (default)",
+    )
     pp.set_defaults(func=_produce)
 
 
@@ -75,8 +94,12 @@ def _replay(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    options = ReplayOptions(partitions=args.partitions, top_k=args.top_k, limit=args.limit,
-                            progress=progress_enabled(sys.stderr, args.quiet))
+    options = ReplayOptions(
+        partitions=args.partitions,
+        top_k=args.top_k,
+        limit=args.limit,
+        progress=progress_enabled(sys.stderr, args.quiet),
+    )
     report = replay(args.files, args.report, options)
     if not args.no_html:
         from backtest.html_report import write_html
@@ -84,8 +107,10 @@ def _replay(args: argparse.Namespace) -> int:
         write_html(Path(args.report) / "report.html", report)
     counts, perf = report["counts"], report["performance"]
     events, invalid = (sum(counts[k].values()) for k in ("events_by_topic", "invalid_by_reason"))
-    print(f"replayed {events} events ({perf['events_per_second']:.0f}/s), invalid {invalid}, "
-          f"outputs {counts['outputs_by_topic']} -> {args.report}")
+    print(
+        f"replayed {events} events ({perf['events_per_second']:.0f}/s), invalid {invalid}, "
+        f"outputs {counts['outputs_by_topic']} -> {args.report}"
+    )
     return 0
 
 
@@ -102,8 +127,12 @@ def _records(files: Sequence[str], topics: dict[str, str], invalid: Counter[str]
     disorder: Counter[str] = Counter()
     for ts, _, _, logical, ev in merged(files, invalid, disorder):
         key = ev.campaign_id if logical == "campaigns" else ev.user_id
-        yield topics[logical], key.encode(), msgspec.json.encode(ev), (
-            None if logical == "campaigns" else ts)
+        yield (
+            topics[logical],
+            key.encode(),
+            msgspec.json.encode(ev),
+            (None if logical == "campaigns" else ts),
+        )
 
 
 async def produce(files: Sequence[str], speed: float) -> tuple[int, Counter[str]]:
@@ -115,8 +144,12 @@ async def produce(files: Sequence[str], speed: float) -> tuple[int, Counter[str]
     from streams.settings import Settings
 
     s = Settings.from_env()
-    topics = {"clickstream": s.topic_clickstream, "orders": s.topic_orders,
-              "ad-impressions": s.topic_impressions, "campaigns": s.topic_campaigns}
+    topics = {
+        "clickstream": s.topic_clickstream,
+        "orders": s.topic_orders,
+        "ad-impressions": s.topic_impressions,
+        "campaigns": s.topic_campaigns,
+    }
     producer = AIOKafkaProducer(**kafka_client_kwargs(s), acks="all", linger_ms=20)
     await producer.start()
     invalid: Counter[str] = Counter()

@@ -76,8 +76,9 @@ def _pacing(ax: Any, r: dict[str, Any]) -> None:
     ax.plot([0, 1], [0, 1], ":", color="grey", label="even pace")
     for who, style in (("policy", "-"), ("baseline", "--")):
         for c, v in r["bidding"][who]["campaigns"].items():
-            ax.plot([p[0] for p in v["curve"]], [p[1] for p in v["curve"]], style,
-                    label=f"{who} {c}")
+            ax.plot(
+                [p[0] for p in v["curve"]], [p[1] for p in v["curve"]], style, label=f"{who} {c}"
+            )
     ax.set_xlabel("elapsed share of the window")
     ax.set_ylabel("spent share of budget")
     ax.set_title("Spend vs pacing")
@@ -94,23 +95,30 @@ def _outcomes(ax: Any, r: dict[str, Any]) -> None:
 
 
 def _table(data: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in data.items() if not isinstance(v, dict | list))
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in data.items()
+        if not isinstance(v, dict | list)
+    )
     return f"<table>{rows}</table>"
 
 
 def write_html(path: Path, report: dict[str, Any]) -> None:
-    sections: list[str] = ["<h1>Backtest report</h1>",
-                           f"<p>inputs: {html.escape(', '.join(report['inputs']))}</p>"]
+    sections: list[str] = [
+        "<h1>Backtest report</h1>",
+        f"<p>inputs: {html.escape(', '.join(report['inputs']))}</p>",
+    ]
     counts = report["counts"]
     for name in ("events_by_topic", "invalid_by_reason", "outputs_by_topic"):
         sections.append(f"<h3>{name}</h3>{_table(counts[name])}")
     for model in ("click", "conversion"):
         sections.append(f"<h3>{model} model</h3>{_table(report['models'][model])}")
     recs = report["recommendations"]
-    sections.append(f"<h3>recommendations</h3>{_table(recs)}<h4>model</h4>"
-                    f"{_table(recs['model'])}<h4>popularity baseline</h4>"
-                    f"{_table(recs['baseline'])}")
+    sections.append(
+        f"<h3>recommendations</h3>{_table(recs)}<h4>model</h4>"
+        f"{_table(recs['model'])}<h4>popularity baseline</h4>"
+        f"{_table(recs['baseline'])}"
+    )
     plots: list[tuple[str, Plot, bool]] = [
         ("models", _models_over_time, bool(report["models"]["by_time"])),
         ("calibration", _calibration, True),
@@ -123,10 +131,15 @@ def write_html(path: Path, report: dict[str, Any]) -> None:
         plots += [("pacing", _pacing, True), ("outcomes", _outcomes, True)]
     for title, draw, wanted in plots:
         if wanted:
-            sections.append(f'<h3>{title}</h3><img alt="{title}" '
-                            f'src="data:image/png;base64,{_png(draw, report)}">')
+            sections.append(
+                f'<h3>{title}</h3><img alt="{title}" '
+                f'src="data:image/png;base64,{_png(draw, report)}">'
+            )
     sections.append(f"<h3>performance</h3>{_table(report['performance'])}")
     style = "body{font-family:sans-serif;max-width:900px}th{text-align:left;padding-right:1em}"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Backtest"
-                    f"</title><style>{style}</style></head><body>{''.join(sections)}"
-                    "</body></html>\n", encoding="utf-8")
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Backtest"
+        f"</title><style>{style}</style></head><body>{''.join(sections)}"
+        "</body></html>\n",
+        encoding="utf-8",
+    )

@@ -101,8 +101,12 @@ class NextItemEval:
             "model": self._rates(total, 1),
             "baseline": self._rates(total, base),
             "by_time": [
-                {"start_ms": start, "n": int(t[0]), "model": self._rates(t, 1),
-                 "baseline": self._rates(t, base)}
+                {
+                    "start_ms": start,
+                    "n": int(t[0]),
+                    "model": self._rates(t, 1),
+                    "baseline": self._rates(t, base),
+                }
                 for start, t in self._coarse()
             ],
         }

@@ -72,8 +72,9 @@ def _topic(line: bytes) -> str:
     return topic
 
 
-def read_file(path: str | Path, index: int, invalid: Counter[str],
-              disorder: Counter[str]) -> Iterator[tuple[int, int, int, str, Any]]:
+def read_file(
+    path: str | Path, index: int, invalid: Counter[str], disorder: Counter[str]
+) -> Iterator[tuple[int, int, int, str, Any]]:
     """(ts, file index, line number, topic, decoded event) of one file's valid lines."""
     last = 0
     for number, line in enumerate(iter_lines(path)):
@@ -93,8 +94,9 @@ def read_file(path: str | Path, index: int, invalid: Counter[str],
         yield ts, index, number, topic, ev
 
 
-def merged(paths: Sequence[str | Path], invalid: Counter[str],
-           disorder: Counter[str]) -> Iterator[tuple[int, int, int, str, Any]]:
+def merged(
+    paths: Sequence[str | Path], invalid: Counter[str], disorder: Counter[str]
+) -> Iterator[tuple[int, int, int, str, Any]]:
     # (ts, file, line) is unique, so tuples never compare the events themselves.
     return heapq.merge(*(read_file(p, i, invalid, disorder) for i, p in enumerate(paths)))
 
@@ -138,15 +140,17 @@ def _rare_gc() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def replay(paths: Sequence[str | Path], out_dir: str | Path,
-           options: ReplayOptions | None = None) -> dict[str, Any]:
+def replay(
+    paths: Sequence[str | Path], out_dir: str | Path, options: ReplayOptions | None = None
+) -> dict[str, Any]:
     """Replay `paths`; write outputs.jsonl.gz and report.json to `out_dir`; return the report."""
     with _rare_gc():
         return _replay(paths, out_dir, options)
 
 
-def _replay(paths: Sequence[str | Path], out_dir: str | Path,
-            options: ReplayOptions | None) -> dict[str, Any]:
+def _replay(
+    paths: Sequence[str | Path], out_dir: str | Path, options: ReplayOptions | None
+) -> dict[str, Any]:
     opts = options or ReplayOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,8 +174,10 @@ def _replay(paths: Sequence[str | Path], out_dir: str | Path,
     labels = 0
     started = time.perf_counter()
     tmp = out / "outputs.jsonl.gz.tmp"
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                               compresslevel=6, mtime=0) as sink:
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as sink,
+    ):
         chunk: list[bytes] = []
         to_builtins, dumps = msgspec.to_builtins, orjson.dumps
         for n, (ts, _, _, topic, ev) in enumerate(merged(paths, invalid, disorder)):
@@ -197,16 +203,16 @@ def _replay(paths: Sequence[str | Path], out_dir: str | Path,
                     orders.append(Order(ts, user, float(ev.total or 0.0)))
             elif isinstance(ev, AdImpression):
                 mult = book.multiplier(user, ev.campaign_id, runner.partition(user), ts)
-                imps.append(Impression(ts, ev.impression_id, user, ev.campaign_id, ev.bid,
-                                       ev.cost, mult))
+                imps.append(
+                    Impression(ts, ev.impression_id, user, ev.campaign_id, ev.bid, ev.cost, mult)
+                )
             result = runner.feed(topic, ev)
             labels += result.labels
             for output in result.outputs:
                 if isinstance(output, Recommendation):
                     ids = [i.item_id for i in output.items]
                     current = ev.item_id if isinstance(ev, ClickEvent) else None
-                    trend = engines[runner.partition(user)].recommender.trending_items(
-                        EVAL_K + 1)
+                    trend = engines[runner.partition(user)].recommender.trending_items(EVAL_K + 1)
                     recs.recommend(user, ts, ids, [i for i in trend if i != current][:EVAL_K])
                     if len(output.items) > top_k:
                         output = msgspec.structs.replace(output, items=output.items[:top_k])
@@ -230,8 +236,13 @@ def _replay(paths: Sequence[str | Path], out_dir: str | Path,
     report: dict[str, Any] = {
         "schema_version": 1,
         "inputs": [str(p) for p in paths],
-        "settings": {"partitions": opts.partitions, "top_k": top_k, "engine_top_k": cfg.top_k,
-                     "limit": opts.limit, "bucket_ms": opts.bucket_ms},
+        "settings": {
+            "partitions": opts.partitions,
+            "top_k": top_k,
+            "engine_top_k": cfg.top_k,
+            "limit": opts.limit,
+            "bucket_ms": opts.bucket_ms,
+        },
         "counts": {
             "events_by_topic": dict(sorted(by_topic.items())),
             "invalid_by_reason": dict(sorted(invalid.items())),

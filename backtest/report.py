@@ -27,8 +27,14 @@ from online_models.evaluation import BinaryScore
 MODELS = ("click", "conversion")
 # Top-level keys and their JSON types; `performance` is the only non-deterministic one.
 SCHEMA: dict[str, type] = {
-    "schema_version": int, "inputs": list, "settings": dict, "counts": dict,
-    "window": dict, "models": dict, "recommendations": dict, "bidding": dict,
+    "schema_version": int,
+    "inputs": list,
+    "settings": dict,
+    "counts": dict,
+    "window": dict,
+    "models": dict,
+    "recommendations": dict,
+    "bidding": dict,
     "performance": dict,
 }
 Scores = dict[str, BinaryScore]
@@ -44,12 +50,17 @@ def merged_scores(engines: Sequence[PartitionEngine]) -> Scores:
 def score_diff(later: BinaryScore, earlier: BinaryScore) -> BinaryScore:
     """The labels scored between two cumulative snapshots of one score."""
     a, b = later.to_state(), earlier.to_state()
-    return BinaryScore.from_state({
-        "bins": a["bins"], "n": a["n"] - b["n"], "loss_sum": a["loss_sum"] - b["loss_sum"],
-        "p_sum": a["p_sum"] - b["p_sum"], "y_sum": a["y_sum"] - b["y_sum"],
-        "pos": [x - y for x, y in zip(a["pos"], b["pos"], strict=True)],
-        "neg": [x - y for x, y in zip(a["neg"], b["neg"], strict=True)],
-    })
+    return BinaryScore.from_state(
+        {
+            "bins": a["bins"],
+            "n": a["n"] - b["n"],
+            "loss_sum": a["loss_sum"] - b["loss_sum"],
+            "p_sum": a["p_sum"] - b["p_sum"],
+            "y_sum": a["y_sum"] - b["y_sum"],
+            "pos": [x - y for x, y in zip(a["pos"], b["pos"], strict=True)],
+            "neg": [x - y for x, y in zip(a["neg"], b["neg"], strict=True)],
+        }
+    )
 
 
 class ScoreTimeline:
@@ -89,22 +100,27 @@ class ScoreTimeline:
         for (start, before), (stop, after) in pairwise(points):
             entry: dict[str, Any] = {"start_ms": start, "end_ms": stop}
             for m in MODELS:
-                entry[m] = score_diff(after[m], before[m]).summary() if before else (
-                    after[m].summary())
+                entry[m] = (
+                    score_diff(after[m], before[m]).summary() if before else (after[m].summary())
+                )
                 entry[f"{m}_cumulative"] = after[m].summary()
             out.append(entry)
         return out
 
 
-def model_section(engines: Sequence[PartitionEngine], timeline: ScoreTimeline,
-                  end_ts: int) -> dict[str, Any]:
+def model_section(
+    engines: Sequence[PartitionEngine], timeline: ScoreTimeline, end_ts: int
+) -> dict[str, Any]:
     scores = merged_scores(engines)
     revenue = [e.models.revenue_score for e in engines]
     n = sum(r.n for r in revenue)
     return {
         **{m: {**scores[m].summary(), "calibration_curve": scores[m].curve()} for m in MODELS},
-        "revenue": {"n": n, "mae": sum(r.abs_sum for r in revenue) / n if n else None,
-                    "mean_target": sum(r.y_sum for r in revenue) / n if n else None},
+        "revenue": {
+            "n": n,
+            "mae": sum(r.abs_sum for r in revenue) / n if n else None,
+            "mean_target": sum(r.y_sum for r in revenue) / n if n else None,
+        },
         "by_time": timeline.buckets(scores, end_ts) if timeline.snapshots else [],
         "bucket_ms": timeline.width,
     }
@@ -121,8 +137,12 @@ def _clean(obj: Any) -> Any:
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
-    path.write_bytes(orjson.dumps(_clean(report), option=orjson.OPT_INDENT_2
-                                  | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
+    path.write_bytes(
+        orjson.dumps(
+            _clean(report),
+            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE,
+        )
+    )
 
 
 def schema_errors(report: dict[str, Any]) -> list[str]:

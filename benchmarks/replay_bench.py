@@ -28,8 +28,11 @@ from backtest.jsonl import iter_lines, read_events, write_events
 from backtest.replay import ReplayOptions, peak_rss_mb, replay
 from online_models.decode import decode_input
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/taobao_userbehavior_sample" / (
-    "UserBehavior.csv")
+SAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/taobao_userbehavior_sample"
+    / ("UserBehavior.csv")
+)
 ID_FIELDS = ("event_id", "user_id", "session_id", "item_id", "order_id")
 
 
@@ -64,8 +67,11 @@ def decode_only(path: Path) -> tuple[int, float]:
     start = time.perf_counter()
     n = 0
     for line in iter_lines(path):
-        topic = orjson.loads(line)["topic"] if not line.startswith(b'{"topic":"') else (
-            line[10 : line.index(b'"', 10)].decode())
+        topic = (
+            orjson.loads(line)["topic"]
+            if not line.startswith(b'{"topic":"')
+            else (line[10 : line.index(b'"', 10)].decode())
+        )
         decode_input(topic, line)
         n += 1
     return n, time.perf_counter() - start

@@ -142,7 +142,8 @@ def _session(p: Profile, session_id: str | None, ts: int, cfg: EngineConfig) -> 
         if len(sessions) >= RECENT_SESSIONS and ts < int(sessions[0][1]):
             return  # older than every recent session: counted when it was current
         p.sessions += 1
-        bisect.insort(sessions, [session_id, ts], key=_item_order)
+        new: list[str | int] = [session_id, ts]
+        bisect.insort(sessions, new, key=_item_order)
         if len(sessions) > RECENT_SESSIONS:
             del sessions[0]
     elif p.sessions == 0 or ts - p.last_seen > cfg.session_gap_ms:
