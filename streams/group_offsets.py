@@ -17,10 +17,15 @@ from aiokafka.errors import KafkaError
 log = logging.getLogger(__name__)
 
 
+def _group_consumer(client_kwargs: Mapping[str, Any], group_id: str) -> AIOKafkaConsumer:
+    """A consumer of the group's offsets that never joins the group (manual assignment)."""
+    return AIOKafkaConsumer(group_id=group_id, enable_auto_commit=False, **client_kwargs)
+
+
 async def ensure_committed(
     client_kwargs: Mapping[str, Any], group_id: str, topics: Iterable[str], partitions: int
 ) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(group_id=group_id, enable_auto_commit=False, **client_kwargs)
+    consumer = _group_consumer(client_kwargs, group_id)
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
@@ -41,7 +46,7 @@ async def committed_offsets(
     client_kwargs: Mapping[str, Any], group_id: str, tps: Iterable[tuple[str, int]]
 ) -> dict[tuple[str, int], int]:
     """The group's committed offsets (0 where none), read without joining the group."""
-    consumer = AIOKafkaConsumer(group_id=group_id, enable_auto_commit=False, **client_kwargs)
+    consumer = _group_consumer(client_kwargs, group_id)
     await consumer.start()
     try:
         wanted = [TopicPartition(t, p) for t, p in tps]

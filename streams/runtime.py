@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
+from faust.types import TP
 
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
@@ -52,7 +53,6 @@ class Runtime:
         self.topics: dict[str, Any] = {}  # logical output name -> Faust topic
         self.consumer: Any = None  # Faust consumer, for high watermarks
         self.untouched: set[int] = set()
-        self.positions: dict[tuple[str, int], int] = {}
         self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
         self.guard = CommitGuard()
         self.seeking: dict[tuple[str, int], int] = {}
@@ -67,8 +67,13 @@ class Runtime:
         await self._heal((topic, partition), offset)
 
     async def _heal(self, tp: tuple[str, int], offset: int) -> None:
-        """Read again records the consumer skipped (see streams/commit_guard.py)."""
+        """Track progress; read again records the consumer skipped (commit_guard.py)."""
         expected = self.guard.next.get(tp)
+        if expected is not None and offset != expected:
+            # Inputs are never compacted: every offset should reach the agent, in order.
+            kind = "rewind" if offset < expected else "gap"
+            self.metrics.offset_jumps.labels(tp[0], kind).inc()
+            log.info("%s[%d]: offset %d, expected %d (%s)", *tp, offset, expected, kind)
         self.guard.processed(tp, offset)
         hole = self.guard.hole(tp)
         if hole is None:
@@ -78,21 +83,12 @@ class Runtime:
             self.seeking[tp] = hole
             self.metrics.offset_jumps.labels(tp[0], "reread").inc()
             log.warning("%s[%d]: records from %d were skipped; reading them again", *tp, hole)
-            from faust.types import TP
-
             await self.consumer.seek(TP(*tp), hole)
 
     async def _handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
     ) -> None:
         started = time.perf_counter()
-        last = self.positions.get((topic, partition))
-        if last is not None and offset != last + 1:
-            # Inputs are never compacted: every offset should reach the agent, in order.
-            kind = "rewind" if offset <= last else "gap"
-            self.metrics.offset_jumps.labels(topic, kind).inc()
-            log.warning("%s[%d]: offset %d after %d (%s)", topic, partition, offset, last, kind)
-        self.positions[(topic, partition)] = offset
         engine = self.engines.get(partition) or await self.restore(partition)
         if partition in self.untouched:
             self._register_users(partition, engine)
@@ -153,8 +149,6 @@ class Runtime:
 
     def _sample_lag(self, topic: str, partition: int, offset: int) -> None:
         try:
-            from faust.types import TP
-
             high = self.consumer.highwater(TP(topic, partition))
         except Exception:  # lag is best-effort telemetry; never fail an event on it
             return
@@ -218,7 +212,6 @@ class Runtime:
             self.untouched.discard(p)
         self.guard.forget(partitions)
         self.seeking = {tp: o for tp, o in self.seeking.items() if tp[1] not in partitions}
-        self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in partitions}
 
     def model_report(self) -> dict[str, Any]:
         """Per-partition model health, for the `/models` view."""

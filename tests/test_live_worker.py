@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import time
 
 import msgspec
 import orjson
@@ -138,8 +139,6 @@ def test_restart_restores_profiles_and_models(broker, fast_worker_env, tmp_path)
         before_profiles = {u: get_json(f"{base}/profiles/{u}") for u in sample_users}
         before_models = get_json(f"{base}/models")
         assert learned(before_models) > 0, "no click labels were learned"
-        import time
-
         time.sleep(2.5)  # one more snapshot tick after the last event
         before_models = get_json(f"{base}/models")
 
