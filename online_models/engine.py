@@ -29,7 +29,7 @@ from online_models.config import EngineConfig
 from online_models.events import AdImpression, Campaign, ClickEvent, InputEvent, OrderEvent
 from online_models.features import impression_features
 from online_models.learner import Models
-from online_models.outputs import BidAdjustment, Output, Recommendation, RecommendedItem, stable_id
+from online_models.outputs import BidAdjustment, Output, Recommendation, stable_id
 from online_models.profile import apply_click, apply_impression, apply_order
 from online_models.recommend import Recommender
 from online_models.segments import Segmenter
@@ -200,14 +200,14 @@ class PartitionEngine:
         ):
             return
         p = state.profile
-        since = ts - self.cfg.exclude_purchased_ms
-        exclude = {str(i) for i, t in p.purchased if int(t) >= since}
+        exclude: set[str] = set()
+        if p.purchased:
+            since = ts - self.cfg.exclude_purchased_ms
+            exclude.update(str(i) for i, t in p.purchased if int(t) >= since)
         if current is not None:
             exclude.add(current)
-        recent = [str(i) for i, _ in p.recent_items]
-        items, strategy = self.recommender.recommend(
-            recent, p.categories, exclude, self.cfg.top_k, ts
-        )
+        recent = [str(i) for i, _ in p.recent_items[-self.cfg.covis_lookback :]]
+        items, strategy = self.recommender.recommend(recent, p.categories, exclude, self.cfg.top_k)
         if not items:
             return
         bisect.insort(state.rec_times, ts)
@@ -217,7 +217,7 @@ class PartitionEngine:
                 event_id=stable_id("rec", source_id),
                 ts=ts,
                 user_id=p.user_id,
-                items=[RecommendedItem(i, s) for i, s in items],
+                items=items,
                 strategy=strategy,
                 model_version=self.models.version(self.partition),
                 source_event_id=source_id,

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import base64
 
-import msgspec
-import orjson
-
 from online_models.decode import DecodeError
-from online_models.outputs import DeadLetter
-
-
-def encode_output(obj: msgspec.Struct) -> bytes:
-    return orjson.dumps(msgspec.to_builtins(obj))
+from online_models.outputs import DeadLetter, encode_output
 
 
 def dead_letter(

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from online_models.decode import DecodeError, decode_input
 from online_models.engine import PartitionEngine
-from online_models.outputs import BidAdjustment, Output
+from online_models.outputs import BidAdjustment, Output, encode_output
 from online_models.partitioning import partition_for
 from online_models.state import UserState
-from streams.codec import dead_letter, encode_output
+from streams.codec import dead_letter
 
 
 @dataclass

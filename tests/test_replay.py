@@ -119,7 +119,7 @@ def test_outputs_equal_a_plain_runner_with_the_default_top_k(
 ) -> None:
     # Parity: the replay runs top_k=20 for the @20 metrics but must write exactly
     # what the live engine (top_k=10) sends, encoded as the live codec does.
-    from streams.codec import encode_output
+    from online_models.outputs import encode_output
 
     runner = Runner(EngineConfig(partitions=4))
     expected = []
