@@ -6,7 +6,9 @@ it is a hit@k when that event's item is among the first k recommended items. An
 order with several items counts as one next event: hit when any of its items is in
 the list, rank = the best rank among them. Several recommendations emitted before
 the same next event are all judged by it. Recommendations with no later item event
-by the end of the replay are counted as `unresolved` and left out of the rates.
+by the end of the replay, or before their user's profile expires (the engine forgets
+users idle for the profile TTL; `forget`), are counted as `unresolved` and left out
+of the rates. So memory follows active users, not the number of recommendations.
 
 The baseline is the partition's trending list at the moment of the recommendation,
 without the item that triggered it (the engine excludes that item too).
@@ -54,6 +56,7 @@ class NextItemEval:
         self.pending: dict[str, list[tuple[int, list[str], list[str]]]] = {}
         self.buckets: dict[int, list[float]] = {}  # bucket start -> tallies
         self.recommendations = 0
+        self.forgotten = 0  # unresolved recommendations of users who expired
 
     def recommend(self, user_id: str, ts: int, items: list[str], baseline: list[str]) -> None:
         self.recommendations += 1
@@ -79,6 +82,10 @@ class NextItemEval:
                         tally[slot + 1] += 1.0 / r
                     slot += 2
 
+    def forget(self, user_id: str) -> None:
+        """The user expired: their waiting recommendations stay unresolved."""
+        self.forgotten += len(self.pending.pop(user_id, ()))
+
     @staticmethod
     def _rates(tally: Sequence[float], offset: int) -> dict[str, float | None]:
         n = tally[0]
@@ -97,7 +104,7 @@ class NextItemEval:
         return {
             "recommendations": self.recommendations,
             "evaluated": int(total[0]),
-            "unresolved": sum(len(v) for v in self.pending.values()),
+            "unresolved": self.forgotten + sum(len(v) for v in self.pending.values()),
             "model": self._rates(total, 1),
             "baseline": self._rates(total, base),
             "by_time": [

@@ -208,6 +208,8 @@ def _replay(
                 )
             result = runner.feed(topic, ev)
             labels += result.labels
+            for gone in result.expired:
+                recs.forget(gone)
             for output in result.outputs:
                 if isinstance(output, Recommendation):
                     ids = [i.item_id for i in output.items]

@@ -117,6 +117,7 @@ class Recommender:
         self.popularity = dict(keep)
         self.category_of = {i: c for i, c in self.category_of.items() if i in self.popularity}
         self.covis = {i: row for i, row in self.covis.items() if i in self.popularity}
+        self.recommended &= self.popularity.keys()
         self.trending.keep(self.popularity)
         for top in self.category_top.values():
             top.keep(self.popularity)

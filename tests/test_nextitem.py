@@ -76,3 +76,18 @@ def test_long_replays_are_coarsened_to_few_buckets() -> None:
         ev.observe("u", t, ["i1"])
     rows = ev.summary()["by_time"]
     assert len(rows) <= 48 and sum(r["n"] for r in rows) == 500
+
+
+def test_forgotten_users_stay_unresolved_and_free_their_memory() -> None:
+    """When the engine expires a user, their waiting recommendations are counted as
+    unresolved and dropped: a later event of a new user with the same id does not
+    judge them, and nothing is kept for them."""
+    ev = NextItemEval()
+    ev.recommend("u", 0, ITEMS, [])
+    ev.recommend("u", 1, ITEMS, [])
+    ev.recommend("v", 1, ITEMS, [])
+    ev.forget("u")
+    ev.observe("u", 5, ["i1"])
+    assert "u" not in ev.pending
+    s = ev.summary()
+    assert (s["recommendations"], s["evaluated"], s["unresolved"]) == (3, 0, 3)
