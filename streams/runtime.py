@@ -30,6 +30,7 @@ from streams.snapshots import chunk_snapshot, read_latest
 log = logging.getLogger(__name__)
 LAG_SAMPLE_EVERY = 50
 READY_WAIT_S = 120.0
+RESEEK_S = 1.0
 
 
 class Runtime:
@@ -55,7 +56,7 @@ class Runtime:
         self.untouched: set[int] = set()
         self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
         self.guard = CommitGuard()
-        self.seeking: dict[tuple[str, int], int] = {}
+        self.seeking: dict[tuple[str, int], float] = {}  # partition -> time of last seek
         self._count = 0
 
     async def handle(
@@ -73,14 +74,21 @@ class Runtime:
             # Inputs are never compacted: every offset should reach the agent, in order.
             kind = "rewind" if offset < expected else "gap"
             self.metrics.offset_jumps.labels(tp[0], kind).inc()
-            log.info("%s[%d]: offset %d, expected %d (%s)", *tp, offset, expected, kind)
+            level = logging.DEBUG if tp in self.seeking else logging.INFO
+            log.log(level, "%s[%d]: offset %d, expected %d (%s)", *tp, offset, expected, kind)
         self.guard.processed(tp, offset)
         hole = self.guard.hole(tp)
         if hole is None:
             self.seeking.pop(tp, None)
-        elif tp not in self.seeking and expected is not None and offset > expected:
-            # One read-back per hole: while it refills, `hole` moves up; no new seeks.
-            self.seeking[tp] = hole
+            return
+        now = time.monotonic()
+        last = self.seeking.get(tp)
+        if expected is not None and offset > expected and (last is None or now - last >= RESEEK_S):
+            # While a hole refills, records arrive in order and `hole` moves up: no new
+            # seek. Records still arriving past it mean the seek was undone: Faust
+            # drops every record below the latest offset of the batch it is draining,
+            # re-read ones included. So seek again once per RESEEK_S until it holds.
+            self.seeking[tp] = now
             self.metrics.offset_jumps.labels(tp[0], "reread").inc()
             log.warning("%s[%d]: records from %d were skipped; reading them again", *tp, hole)
             await self.consumer.seek(TP(*tp), hole)
