@@ -107,19 +107,13 @@ class PartitionEngine:
 
     # The one entry point -------------------------------------------------------
     def process(
-        self,
-        source: str,
-        ev: InputEvent,
-        state: UserState | None,
-        offset: int | None = None,
-        floor: int = 0,
+        self, source: str, ev: InputEvent, state: UserState | None, offset: int | None = None
     ) -> Result:
-        """Apply one input event. `offset` (live: the Kafka offset) makes it idempotent;
-        `floor`, the partition's committed offset, lets the state forget older ones."""
+        """Apply one input event; `offset` (live: the Kafka offset) makes it idempotent."""
         user = ev.user_id
         if state is None:
             state = UserState.new(user)
-        elif offset is not None and already_applied(state, source, offset, floor):
+        elif offset is not None and already_applied(state, source, offset):
             return Result(state, [], [], duplicate=True)
         self.events += 1
         self.attribution.observe(ev.ts)
@@ -142,7 +136,7 @@ class PartitionEngine:
         if reprice and state.campaigns:
             self._bid(state, ev.ts, source_id, outputs)
         if offset is not None:
-            record_applied(state, source, offset, floor)
+            record_applied(state, source, offset)
         self.activity[user] = max(ev.ts, self.activity.pop(user, 0))
         return Result(state, outputs, self._expired(), len(labels))
 

@@ -12,13 +12,11 @@ from online_models.profile import Profile
 
 class UserState(msgspec.Struct, kw_only=True, repr_omit_defaults=True):
     profile: Profile
-    # Source topic -> offsets applied to this state that the consumer group has not
-    # committed yet (sorted). A redelivered record is a duplicate when its offset is
-    # listed or below the partition's committed offset (`floor`). Exact, unlike a
-    # single "last applied offset" or a bounded window of recent offsets: a consumer
-    # can hand over newer records before re-reading older ones it skipped, and an
-    # older record that was never applied must then be applied, however many newer
-    # ones were.
+    # Source topic -> the latest offsets applied to this state (sorted, at most
+    # APPLIED_KEPT). A redelivered record is a duplicate when its offset is listed, or
+    # older than every listed one once the list is full. Unlike a single "last applied
+    # offset", this stays exact when a consumer redelivers records out of order (Faust
+    # can hand over a record before seeking back to the committed offset).
     applied: dict[str, list[int]] = msgspec.field(default_factory=dict)
     # Event times of the latest recommendations (sorted, bounded): an event is
     # rate-limited only by recommendations at or before its own time, so a topic read
@@ -33,46 +31,27 @@ class UserState(msgspec.Struct, kw_only=True, repr_omit_defaults=True):
         return cls(profile=Profile(user_id=user_id))
 
 
-# A memory bound for a partition whose commits stall for a very long time; offsets
-# are dropped only then, oldest first.
-APPLIED_MAX = 4096
+APPLIED_KEPT = 64  # must cover one user's records within a read-back span
 
 
-def already_applied(state: UserState, source: str, offset: int, floor: int = 0) -> bool:
-    """True when the record at `offset` of `source` is already in this state. `floor`
-    is the partition's committed offset: records below it were applied (and their
-    state written) before the group committed past them.
+def already_applied(state: UserState, source: str, offset: int) -> bool:
+    """True when the record at `offset` of `source` is already in this state.
 
     >>> s = UserState.new("u")
-    >>> record_applied(s, "clickstream", 9); record_applied(s, "clickstream", 5)
-    >>> [already_applied(s, "clickstream", o) for o in (3, 5, 7, 9, 10)]
-    [False, True, False, True, False]
-    >>> already_applied(s, "clickstream", 3, floor=4)
-    True
+    >>> record_applied(s, "clickstream", 5); record_applied(s, "clickstream", 9)
+    >>> [already_applied(s, "clickstream", o) for o in (5, 7, 9, 10)]
+    [True, False, True, False]
     """
-    if offset < floor:
-        return True
     seen = state.applied.get(source)
     if not seen:
         return False
-    i = bisect.bisect_left(seen, offset)
-    return i < len(seen) and seen[i] == offset
+    return offset in seen or (len(seen) >= APPLIED_KEPT and offset < seen[0])
 
 
-def record_applied(state: UserState, source: str, offset: int, floor: int = 0) -> None:
-    """List `offset`, forgetting offsets below the committed `floor`.
-
-    >>> s = UserState.new("u")
-    >>> for o in (3, 8, 5):
-    ...     record_applied(s, "orders", o)
-    >>> record_applied(s, "orders", 9, floor=6); s.applied
-    {'orders': [8, 9]}
-    """
+def record_applied(state: UserState, source: str, offset: int) -> None:
     seen = state.applied.setdefault(source, [])
-    if seen and seen[0] < floor:
-        del seen[: bisect.bisect_left(seen, floor)]
     bisect.insort(seen, offset)
-    if len(seen) > APPLIED_MAX:
+    if len(seen) > APPLIED_KEPT:
         del seen[0]
 
 

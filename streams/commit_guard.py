@@ -19,8 +19,6 @@ assigned, and clamps every commit to it: a record not processed is redelivered.
 >>> g.processed(("t", 0), 42)       # redelivered later
 >>> g.clamp({("t", 0): 44})
 {('t', 0): 44}
->>> g.committed({("t", 0): 44}); g.floor
-{('t', 0): 44}
 """
 
 from __future__ import annotations
@@ -35,22 +33,11 @@ class CommitGuard:
     def __init__(self) -> None:
         self.next: dict[Hashable, int] = {}  # partition -> first offset not yet done
         self.ahead: dict[Hashable, set[int]] = {}  # done offsets beyond a hole
-        # partition -> the group's committed offset as last known here: every record
-        # below it was processed, so per-user state can forget those offsets.
-        self.floor: dict[Hashable, int] = {}
 
     def start(self, tp: Hashable, committed: int) -> None:
         """Track a newly assigned partition from the group's committed offset."""
         self.next[tp] = committed
-        self.floor[tp] = committed
         self.ahead.pop(tp, None)
-
-    def committed(self, offsets: Mapping[Any, int]) -> None:
-        """A commit of these (clamped) offsets succeeded."""
-        for tp, offset in offsets.items():
-            key = _key(tp)
-            if key in self.floor:
-                self.floor[key] = max(self.floor[key], offset)
 
     def processed(self, tp: Hashable, offset: int) -> None:
         nxt = self.next.get(tp)
@@ -85,7 +72,6 @@ class CommitGuard:
         for tp in [tp for tp in self.next if _partition(tp) in partitions]:
             del self.next[tp]
             self.ahead.pop(tp, None)
-            self.floor.pop(tp, None)
 
 
 def _key(tp: Any) -> Hashable:
@@ -104,9 +90,6 @@ def install_commit_guard(app: Any, guard: CommitGuard) -> None:
         safe = guard.clamp(offsets)
         if not safe:
             return False
-        ok = bool(await commit(safe))
-        if ok:
-            guard.committed(safe)
-        return ok
+        return bool(await commit(safe))
 
     consumer._commit = guarded_commit

@@ -48,7 +48,6 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
-    floor: int = 0  # the partition's committed offset: records below it were applied
 
 
 def handle_record(
@@ -71,7 +70,7 @@ def handle_record(
             sends=[Send("repartition", user_key, rec.value, partition=home)],
             event_type="repartitioned",
         )
-    result = engine.process(rec.stream, ev, get_state(ev.user_id), rec.offset, rec.floor)
+    result = engine.process(rec.stream, ev, get_state(ev.user_id), rec.offset)
     event_type = getattr(ev, "type", None) or getattr(ev, "status", None) or "impression"
     if result.duplicate:
         return Outcome(user=ev.user_id, duplicate=True, event_type=event_type, event_ts=ev.ts)

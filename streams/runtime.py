@@ -100,8 +100,7 @@ class Runtime:
         engine = self.engines.get(partition) or await self.restore(partition)
         if partition in self.untouched:
             self._register_users(partition, engine)
-        floor = self.guard.floor.get((topic, partition), 0)
-        rec = Record(topic, self.streams[topic], partition, offset, key, value, floor)
+        rec = Record(topic, self.streams[topic], partition, offset, key, value)
         outcome = handle_record(
             rec, engine, self.users.get, self.settings.partitions, self.settings.max_message_bytes
         )
