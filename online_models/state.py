@@ -31,7 +31,7 @@ class UserState(msgspec.Struct, kw_only=True, repr_omit_defaults=True):
         return cls(profile=Profile(user_id=user_id))
 
 
-APPLIED_KEPT = 64  # must cover one user's records within a read-back span
+APPLIED_KEPT = 256  # must cover one user's records within a read-back span
 
 
 def already_applied(state: UserState, source: str, offset: int) -> bool:

@@ -45,6 +45,10 @@ def test_out_of_order_redelivery_applies_what_was_never_applied() -> None:
     assert not late.duplicate and late.state.profile.totals == {"view": 2}
     assert eng.process("clickstream", view("u", NOON, "a"), late.state, offset=9).duplicate
     state = late.state
+    busy = state  # a busy user: 200 newer records applied before a skipped one is re-read
+    for offset in range(10, 210):
+        busy = eng.process("clickstream", view("u", NOON + offset, "c"), busy, offset).state
+    assert not eng.process("clickstream", view("u", NOON, "b"), busy, offset=3).duplicate
     for offset in range(10, 10 + APPLIED_KEPT):
         state = eng.process("clickstream", view("u", NOON + offset, "c"), state, offset).state
     assert state.applied["clickstream"] == list(range(10, 10 + APPLIED_KEPT))
