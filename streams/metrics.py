@@ -49,8 +49,9 @@ class Metrics:
         )
         self.offset_jumps = Counter(
             "ecom_offset_jumps",
-            "Input offsets not following the previous one (rewind: "
-            "redelivery; gap: records that never reached the agent)",
+            "Input offsets not following the previous one (rewind: redelivery; gap: a "
+            "record skipped until earlier ones are read again; reread: seeks back for "
+            "them; lost: offsets that could not be read back)",
             ["topic", "kind"],
             registry=r,
         )

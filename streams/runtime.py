@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 LAG_SAMPLE_EVERY = 50
 READY_WAIT_S = 120.0
 RESEEK_S = 1.0
+HOLE_GIVE_UP_S = 60.0
 
 
 class Runtime:
@@ -57,6 +58,7 @@ class Runtime:
         self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
         self.guard = CommitGuard()
         self.seeking: dict[tuple[str, int], float] = {}  # partition -> time of last seek
+        self.holes: dict[tuple[str, int], tuple[int, float]] = {}  # -> (offset, since)
         self._count = 0
 
     async def handle(
@@ -64,34 +66,56 @@ class Runtime:
     ) -> None:
         if not self.is_ready():
             await self._wait_ready(topic, partition, offset)
-        await self._handle(topic, partition, offset, key, value)
-        await self._heal((topic, partition), offset)
-
-    async def _heal(self, tp: tuple[str, int], offset: int) -> None:
-        """Track progress; read again records the consumer skipped (commit_guard.py)."""
-        expected = self.guard.next.get(tp)
-        if expected is not None and offset != expected:
-            # Inputs are never compacted: every offset should reach the agent, in order.
-            kind = "rewind" if offset < expected else "gap"
-            self.metrics.offset_jumps.labels(tp[0], kind).inc()
-            level = logging.DEBUG if tp in self.seeking else logging.INFO
-            log.log(level, "%s[%d]: offset %d, expected %d (%s)", *tp, offset, expected, kind)
-        self.guard.processed(tp, offset)
-        hole = self.guard.hole(tp)
-        if hole is None:
-            self.seeking.pop(tp, None)
+        tp = (topic, partition)
+        if await self._behind_hole(tp, offset):
             return
+        await self._handle(topic, partition, offset, key, value)
+        self.guard.processed(tp, offset)
+
+    async def _behind_hole(self, tp: tuple[str, int], offset: int) -> bool:
+        """True when records before `offset` never reached the handler: it is skipped
+        and the partition is sought back to them, so records are applied in offset order
+        (commit_guard.py keeps the commit below the hole meanwhile).
+
+        Applying the later records first and the skipped ones after them would need
+        every state update to be independent of order, and idempotence to remember
+        every offset: a restarted worker's hole can span all records since the last
+        commit. A seek can be undone: Faust drops every fetched record below the latest
+        offset of the batch it is draining, re-read ones included. So while records
+        keep arriving past the hole, the seek is repeated once per RESEEK_S."""
+        expected = self.guard.next.get(tp)
+        if expected is None or offset <= expected:
+            if expected is not None and offset < expected:
+                # Faust re-sent a record (e.g. one handed over before its post-recovery
+                # seek): applied again only if the user's state does not list it.
+                self.metrics.offset_jumps.labels(tp[0], "rewind").inc()
+                log.info("%s[%d]: offset %d, expected %d (rewind)", *tp, offset, expected)
+            self.seeking.pop(tp, None)
+            self.holes.pop(tp, None)
+            return False
+        self.metrics.offset_jumps.labels(tp[0], "gap").inc()
         now = time.monotonic()
+        hole, since = self.holes.setdefault(tp, (expected, now))
+        if hole != expected:
+            self.holes[tp] = (expected, now)
+        elif now - since > HOLE_GIVE_UP_S:
+            # Offsets that never come back (deleted by retention, say): move on.
+            log.error("%s[%d]: offsets %d..%d cannot be read; skipped", *tp, expected, offset - 1)
+            self.metrics.offset_jumps.labels(tp[0], "lost").inc()
+            self.guard.start(tp, offset)
+            self.holes.pop(tp, None)
+            self.seeking.pop(tp, None)
+            return False
         last = self.seeking.get(tp)
-        if expected is not None and offset > expected and (last is None or now - last >= RESEEK_S):
-            # While a hole refills, records arrive in order and `hole` moves up: no new
-            # seek. Records still arriving past it mean the seek was undone: Faust
-            # drops every record below the latest offset of the batch it is draining,
-            # re-read ones included. So seek again once per RESEEK_S until it holds.
+        if last is None or now - last >= RESEEK_S:
             self.seeking[tp] = now
             self.metrics.offset_jumps.labels(tp[0], "reread").inc()
-            log.warning("%s[%d]: records from %d were skipped; reading them again", *tp, hole)
-            await self.consumer.seek(TP(*tp), hole)
+            log.warning(
+                "%s[%d]: offset %d arrived before %d..%d: reading from %d again",
+                *tp, offset, expected, offset - 1, expected,
+            )  # fmt: skip
+            await self.consumer.seek(TP(*tp), expected)
+        return True
 
     async def _handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
@@ -220,6 +244,7 @@ class Runtime:
             self.untouched.discard(p)
         self.guard.forget(partitions)
         self.seeking = {tp: o for tp, o in self.seeking.items() if tp[1] not in partitions}
+        self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
 
     def model_report(self) -> dict[str, Any]:
         """Per-partition model health, for the `/models` view."""

@@ -1,10 +1,15 @@
-"""Records the consumer skipped must be read again, even when Faust undoes the seek.
+"""Records past a hole wait for the hole: the worker applies every partition in
+offset order, reading skipped records again, even when Faust undoes its seek.
 
-Faust drops every fetched record below the latest offset of the batch it is still
-draining, so a seek back issued mid-batch can be silently undone (seen in the SIGKILL
-test: after a restart, a partition jumped from offset 1 to 699 and the read-back of
-1..698 never came). The runtime therefore seeks again, at most once per RESEEK_S,
-while records keep arriving past the hole, and stops once the hole has refilled."""
+Faust drops records it fetched during table recovery and goes on from later offsets
+(seen in the SIGKILL test: after a restart a partition jumped from offset 1 to 699).
+Applying 699.. first and 1..698 after them lost events of busy users (an older record
+looked like one already applied) and miscounted sessions. So a record past the hole is
+skipped (not applied, never committed past) and the partition is sought back. Faust
+also drops fetched records below the latest offset of the batch it is draining, which
+can undo the seek: while records keep arriving past the hole, the runtime seeks again
+once per RESEEK_S, and gives a hole up after HOLE_GIVE_UP_S (offsets deleted by
+retention never come back)."""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import pytest
 from online_models.config import EngineConfig
 from streams import runtime as runtime_module
 from streams.metrics import Metrics
-from streams.runtime import RESEEK_S, Runtime
+from streams.runtime import HOLE_GIVE_UP_S, RESEEK_S, Runtime
 from streams.settings import Settings
 
 TP = ("clickstream", 1)
@@ -31,25 +36,54 @@ class FakeConsumer:
         self.seeks.append(offset)
 
 
-def test_seek_back_is_repeated_until_the_hole_refills(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [100.0]
-    monkeypatch.setattr(runtime_module.time, "monotonic", lambda: clock[0])
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [100.0]
+    monkeypatch.setattr(runtime_module.time, "monotonic", lambda: now[0])
+    return now
+
+
+def runtime() -> tuple[Runtime, list[int], FakeConsumer]:
     rt = Runtime(Settings.from_env({}), EngineConfig(), Metrics(), {})
     rt.consumer = FakeConsumer()
     rt.guard.start(TP, 0)
+    applied: list[int] = []
 
-    async def feed(*offsets: int) -> list[int]:
+    async def fake_handle(topic: str, partition: int, offset: int, *_: Any) -> None:
+        applied.append(offset)
+
+    rt._handle = fake_handle  # type: ignore[method-assign, assignment]
+    return rt, applied, rt.consumer
+
+
+def feed(rt: Runtime, *offsets: int) -> None:
+    async def run() -> None:
         for offset in offsets:
-            await rt._heal(TP, offset)
-        return rt.consumer.seeks
+            await rt.handle(TP[0], TP[1], offset, None, b"")
 
-    assert asyncio.run(feed(0)) == []  # in order
-    assert asyncio.run(feed(699)) == [1]  # 1..698 skipped: read them again
-    assert asyncio.run(feed(700, 701)) == [1]  # the batch drains: no seek storm
+    asyncio.run(run())
+
+
+def test_records_past_a_hole_wait_until_it_is_read_again(clock: list[float]) -> None:
+    rt, applied, consumer = runtime()
+    feed(rt, 0)
+    feed(rt, 699, 700, 701)  # 1..698 never arrived: skip these, seek back once
+    assert applied == [0] and consumer.seeks == [1]
     clock[0] += RESEEK_S
-    assert asyncio.run(feed(702)) == [1, 1]  # still past the hole: the seek was undone
-    assert asyncio.run(feed(*range(1, 699))) == [1, 1]  # refilled in order: no new seek
-    assert rt.guard.hole(TP) is None and TP not in rt.seeking
-    assert rt.guard.next[TP] == 703
-    clock[0] += RESEEK_S
-    assert asyncio.run(feed(703, 704)) == [1, 1]  # back to normal
+    feed(rt, 702)  # still past the hole: the seek was undone, seek again
+    assert consumer.seeks == [1, 1]
+    feed(rt, *range(1, 703))  # the read-back, in order, then on
+    assert applied == list(range(703)) and consumer.seeks == [1, 1]
+    assert rt.guard.next[TP] == 703 and TP not in rt.seeking
+    feed(rt, 702, 703)  # a redelivered record is passed on (the state dedups it)
+    assert applied[-2:] == [702, 703]
+
+
+def test_a_hole_that_never_refills_is_given_up(clock: list[float]) -> None:
+    rt, applied, consumer = runtime()
+    feed(rt, 0, 50)
+    for _ in range(3):
+        clock[0] += HOLE_GIVE_UP_S / 2
+        feed(rt, 50)
+    assert applied == [0, 50] and rt.guard.next[TP] == 51
+    assert len(consumer.seeks) == 3
