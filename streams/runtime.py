@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -34,6 +35,15 @@ RESEEK_S = 1.0
 HOLE_GIVE_UP_S = 60.0
 
 
+@dataclass
+class Hole:
+    """Offsets of a partition that have not reached the handler while later ones did."""
+
+    offset: int  # the first missing offset
+    since: float  # monotonic time it was first seen missing
+    last_seek: float = -math.inf  # when the partition was last sought back to it
+
+
 class Runtime:
     def __init__(
         self,
@@ -57,8 +67,7 @@ class Runtime:
         self.untouched: set[int] = set()
         self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
         self.guard = CommitGuard()
-        self.seeking: dict[tuple[str, int], float] = {}  # partition -> time of last seek
-        self.holes: dict[tuple[str, int], tuple[int, float]] = {}  # -> (offset, since)
+        self.holes: dict[tuple[str, int], Hole] = {}
         self._count = 0
 
     async def handle(
@@ -90,25 +99,22 @@ class Runtime:
                 # seek): applied again only if the user's state does not list it.
                 self.metrics.offset_jumps.labels(tp[0], "rewind").inc()
                 log.info("%s[%d]: offset %d, expected %d (rewind)", *tp, offset, expected)
-            self.seeking.pop(tp, None)
             self.holes.pop(tp, None)
             return False
         self.metrics.offset_jumps.labels(tp[0], "gap").inc()
         now = time.monotonic()
-        hole, since = self.holes.setdefault(tp, (expected, now))
-        if hole != expected:
-            self.holes[tp] = (expected, now)
-        elif now - since > HOLE_GIVE_UP_S:
+        hole = self.holes.get(tp)
+        if hole is None or hole.offset != expected:
+            hole = self.holes[tp] = Hole(expected, now)
+        elif now - hole.since > HOLE_GIVE_UP_S:
             # Offsets that never come back (deleted by retention, say): move on.
             log.error("%s[%d]: offsets %d..%d cannot be read; skipped", *tp, expected, offset - 1)
             self.metrics.offset_jumps.labels(tp[0], "lost").inc()
             self.guard.start(tp, offset)
-            self.holes.pop(tp, None)
-            self.seeking.pop(tp, None)
+            del self.holes[tp]
             return False
-        last = self.seeking.get(tp)
-        if last is None or now - last >= RESEEK_S:
-            self.seeking[tp] = now
+        if now - hole.last_seek >= RESEEK_S:
+            hole.last_seek = now
             self.metrics.offset_jumps.labels(tp[0], "reread").inc()
             log.warning(
                 "%s[%d]: offset %d arrived before %d..%d: reading from %d again",
@@ -243,7 +249,6 @@ class Runtime:
             self.engines.pop(p, None)
             self.untouched.discard(p)
         self.guard.forget(partitions)
-        self.seeking = {tp: o for tp, o in self.seeking.items() if tp[1] not in partitions}
         self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
 
     def model_report(self) -> dict[str, Any]:

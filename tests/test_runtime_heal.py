@@ -74,7 +74,7 @@ def test_records_past_a_hole_wait_until_it_is_read_again(clock: list[float]) -> 
     assert consumer.seeks == [1, 1]
     feed(rt, *range(1, 703))  # the read-back, in order, then on
     assert applied == list(range(703)) and consumer.seeks == [1, 1]
-    assert rt.guard.next[TP] == 703 and TP not in rt.seeking
+    assert rt.guard.next[TP] == 703 and TP not in rt.holes
     feed(rt, 702, 703)  # a redelivered record is passed on (the state dedups it)
     assert applied[-2:] == [702, 703]
 
