@@ -19,8 +19,13 @@ class SnapshotError(ValueError):
     pass
 
 
-def encode_snapshot(state: dict[str, Any]) -> bytes:
-    return FORMAT + zlib.compress(orjson.dumps(state), 6)
+# Level 1: on a partition that had seen the Taobao sample (2.7 MB of JSON) it took
+# 27 ms against 151 ms at level 6, for a blob 15% larger; a snapshot blocks its worker.
+LEVEL = 1
+
+
+def encode_snapshot(state: dict[str, Any], level: int = LEVEL) -> bytes:
+    return FORMAT + zlib.compress(orjson.dumps(state), level)
 
 
 def decode_snapshot(raw: bytes) -> dict[str, Any]:

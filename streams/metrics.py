@@ -18,6 +18,7 @@ from prometheus_client import (
 CAMPAIGN_LABEL_CAP = 20
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 86400)
+SNAPSHOT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MULTIPLIER_BUCKETS = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0)
 
 
@@ -132,6 +133,12 @@ class Metrics:
             registry=r,
         )
         self.snapshots = Counter("ecom_model_snapshots", "Model snapshots written", registry=r)
+        self.snapshot_seconds = Histogram(
+            "ecom_model_snapshot_seconds",
+            "Time a model snapshot blocked its worker (encode and enqueue)",
+            buckets=SNAPSHOT_BUCKETS,
+            registry=r,
+        )
         self.worker = Info("ecom_worker", "Worker build and model version", registry=r)
         self._campaigns: dict[str, str] = {}
 

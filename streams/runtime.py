@@ -60,6 +60,7 @@ class Runtime:
         self.engines: dict[int, PartitionEngine] = {}
         self.since_snapshot: dict[int, int] = {}
         self.last_snapshot_at: dict[int, float] = {}
+        self.snapshot_cost: dict[int, float] = {}  # seconds the last snapshot took
         self.streams = settings.input_topics()
         self.users: Any = None  # the Faust table, bound by the app
         self.topics: dict[str, Any] = {}  # logical output name -> Faust topic
@@ -228,21 +229,32 @@ class Runtime:
 
     async def _maybe_snapshot(self, partition: int, engine: PartitionEngine) -> None:
         self.since_snapshot[partition] += 1
-        due = self.since_snapshot[partition] >= self.settings.snapshot_every_events or (
-            time.monotonic() - self.last_snapshot_at[partition] >= self.settings.snapshot_every_s
+        elapsed = time.monotonic() - self.last_snapshot_at[partition]
+        due = (
+            self.since_snapshot[partition] >= self.settings.snapshot_every_events
+            or elapsed >= self.settings.snapshot_every_s
         )
-        if due:
+        if due and elapsed >= self.snapshot_gap(partition):
             await self.snapshot(partition, engine)
 
+    def snapshot_gap(self, partition: int) -> float:
+        """Seconds to wait after a snapshot so that snapshots take at most
+        `snapshot_max_share` of the worker's time: their cost grows with the state."""
+        share = self.settings.snapshot_max_share
+        return self.snapshot_cost.get(partition, 0.0) * (1.0 - share) / share
+
     async def snapshot(self, partition: int, engine: PartitionEngine) -> None:
+        started = time.monotonic()
         sid = f"p{partition}-e{engine.events}"
         for value, headers in chunk_snapshot(engine.to_state(), sid):
             await self.topics["snapshots"].send(
                 key=f"p{partition}".encode(), value=value, headers=headers, partition=partition
             )
         self.since_snapshot[partition] = 0
-        self.last_snapshot_at[partition] = time.monotonic()
+        self.last_snapshot_at[partition] = done = time.monotonic()
+        self.snapshot_cost[partition] = done - started
         self.metrics.snapshots.inc()
+        self.metrics.snapshot_seconds.observe(done - started)
 
     def drop(self, partitions: set[int]) -> None:
         for p in partitions:

@@ -40,6 +40,9 @@ class Settings:
     max_message_bytes: int = 64 * 1024
     snapshot_every_events: int = 2000
     snapshot_every_s: float = 10.0
+    # A snapshot blocks its worker for a time that grows with the partition's state;
+    # count-triggered snapshots wait until they cost at most this share of the time.
+    snapshot_max_share: float = 0.05
     session_timeout_s: float = 60.0
     rebalance_timeout_s: float = 60.0
     heartbeat_interval_s: float = 3.0
@@ -82,6 +85,8 @@ class Settings:
     def check(self) -> None:
         if self.partitions < 1:
             raise SettingsError("ECOM_PARTITIONS must be >= 1")
+        if not 0 < self.snapshot_max_share <= 1:
+            raise SettingsError("ECOM_SNAPSHOT_MAX_SHARE must be in (0, 1]")
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_mechanism and self.sasl_username and self.sasl_password
         ):
