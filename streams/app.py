@@ -20,7 +20,7 @@ from streams.end_offsets import patch_faust_highwaters
 from streams.faust_flush import install_reliable_flush
 from streams.group_offsets import committed_offsets
 from streams.metrics import Metrics
-from streams.runtime import Runtime
+from streams.runtime import RESEEK_S, Runtime
 from streams.settings import Settings
 from streams.state_store import StateStore
 
@@ -182,6 +182,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         mine = {p for _, p in inputs}
         for p in sorted(mine - set(runtime.engines)):
             await runtime.restore(p)
+
+    @app.timer(interval=RESEEK_S)
+    async def holes() -> None:
+        await runtime.reseek_holes()
 
     @app.timer(interval=settings.snapshot_every_s)
     async def snapshots() -> None:

@@ -115,14 +115,27 @@ class Runtime:
             del self.holes[tp]
             return False
         if now - hole.last_seek >= RESEEK_S:
-            hole.last_seek = now
-            self.metrics.offset_jumps.labels(tp[0], "reread").inc()
             log.warning(
                 "%s[%d]: offset %d arrived before %d..%d: reading from %d again",
                 *tp, offset, expected, offset - 1, expected,
             )  # fmt: skip
-            await self.consumer.seek(TP(*tp), expected)
+            await self._seek_back(tp, hole, now)
         return True
+
+    async def reseek_holes(self) -> None:
+        """Seek again to holes that stay open (timer-driven). The last records past a
+        hole can arrive within RESEEK_S of a seek that Faust then undoes; with nothing
+        more arriving, no arrival would ever seek again and the hole would never fill."""
+        now = time.monotonic()
+        for tp, hole in list(self.holes.items()):
+            if now - hole.last_seek >= RESEEK_S:
+                log.warning("%s[%d]: still missing from %d: reading it again", *tp, hole.offset)
+                await self._seek_back(tp, hole, now)
+
+    async def _seek_back(self, tp: tuple[str, int], hole: Hole, now: float) -> None:
+        hole.last_seek = now
+        self.metrics.offset_jumps.labels(tp[0], "reread").inc()
+        await self.consumer.seek(TP(*tp), hole.offset)
 
     async def _handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes

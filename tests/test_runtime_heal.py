@@ -7,8 +7,8 @@ Applying 699.. first and 1..698 after them lost events of busy users (an older r
 looked like one already applied) and miscounted sessions. So a record past the hole is
 skipped (not applied, never committed past) and the partition is sought back. Faust
 also drops fetched records below the latest offset of the batch it is draining, which
-can undo the seek: while records keep arriving past the hole, the runtime seeks again
-once per RESEEK_S, and gives a hole up after HOLE_GIVE_UP_S (offsets deleted by
+can undo the seek: while the hole stays open, the runtime seeks again once per
+RESEEK_S (on the next record past it, or from a timer when none comes), and gives a hole up after HOLE_GIVE_UP_S (offsets deleted by
 retention never come back)."""
 
 from __future__ import annotations
@@ -87,3 +87,24 @@ def test_a_hole_that_never_refills_is_given_up(clock: list[float]) -> None:
         feed(rt, 50)
     assert applied == [0, 50] and rt.guard.next[TP] == 51
     assert len(consumer.seeks) == 3
+
+
+def test_a_hole_left_open_when_records_stop_is_sought_again_by_the_timer(
+    clock: list[float],
+) -> None:
+    """The last records past a hole arrived within RESEEK_S of a seek that Faust then
+    undid (seen in the SIGKILL test: an order of offset 1..70 never applied): with no
+    more arrivals, only the timer can seek again."""
+    rt, applied, consumer = runtime()
+    feed(rt, 0, 5, 6)  # 1..4 missing: one seek, then 6 arrives within RESEEK_S
+    assert consumer.seeks == [1]
+    asyncio.run(rt.reseek_holes())  # too soon after the seek
+    assert consumer.seeks == [1]
+    clock[0] += RESEEK_S
+    asyncio.run(rt.reseek_holes())
+    assert consumer.seeks == [1, 1]
+    feed(rt, *range(1, 7))
+    assert applied == list(range(7)) and not rt.holes
+    clock[0] += RESEEK_S
+    asyncio.run(rt.reseek_holes())  # nothing open: no seek
+    assert consumer.seeks == [1, 1]
