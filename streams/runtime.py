@@ -91,8 +91,9 @@ class Runtime:
         every state update to be independent of order, and idempotence to remember
         every offset: a restarted worker's hole can span all records since the last
         commit. A seek can be undone: Faust drops every fetched record below the latest
-        offset of the batch it is draining, re-read ones included. So while records
-        keep arriving past the hole, the seek is repeated once per RESEEK_S."""
+        offset of the batch it is draining, re-read ones included. So while the hole
+        stays open, the seek is repeated once per RESEEK_S: here when records keep
+        arriving past it, and from `reseek_holes` (a timer) when none come."""
         expected = self.guard.next.get(tp)
         if expected is None or offset <= expected:
             if expected is not None and offset < expected:
@@ -114,12 +115,7 @@ class Runtime:
             self.guard.start(tp, offset)
             del self.holes[tp]
             return False
-        if now - hole.last_seek >= RESEEK_S:
-            log.warning(
-                "%s[%d]: offset %d arrived before %d..%d: reading from %d again",
-                *tp, offset, expected, offset - 1, expected,
-            )  # fmt: skip
-            await self._seek_back(tp, hole, now)
+        await self._seek_back(tp, hole, now, f"offset {offset} arrived before them")
         return True
 
     async def reseek_holes(self) -> None:
@@ -128,13 +124,15 @@ class Runtime:
         more arriving, no arrival would ever seek again and the hole would never fill."""
         now = time.monotonic()
         for tp, hole in list(self.holes.items()):
-            if now - hole.last_seek >= RESEEK_S:
-                log.warning("%s[%d]: still missing from %d: reading it again", *tp, hole.offset)
-                await self._seek_back(tp, hole, now)
+            await self._seek_back(tp, hole, now, "still missing")
 
-    async def _seek_back(self, tp: tuple[str, int], hole: Hole, now: float) -> None:
+    async def _seek_back(self, tp: tuple[str, int], hole: Hole, now: float, why: str) -> None:
+        """Seek `tp` back to the hole, at most once per RESEEK_S."""
+        if now - hole.last_seek < RESEEK_S:
+            return
         hole.last_seek = now
         self.metrics.offset_jumps.labels(tp[0], "reread").inc()
+        log.warning("%s[%d]: offsets from %d %s: reading them again", *tp, hole.offset, why)
         await self.consumer.seek(TP(*tp), hole.offset)
 
     async def _handle(

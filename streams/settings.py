@@ -41,7 +41,7 @@ class Settings:
     snapshot_every_events: int = 2000
     snapshot_every_s: float = 10.0
     # A snapshot blocks its worker for a time that grows with the partition's state;
-    # count-triggered snapshots wait until they cost at most this share of the time.
+    # snapshots due (by count or age) wait until they cost at most this share of the time.
     snapshot_max_share: float = 0.05
     session_timeout_s: float = 60.0
     rebalance_timeout_s: float = 60.0

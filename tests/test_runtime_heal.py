@@ -8,8 +8,8 @@ looked like one already applied) and miscounted sessions. So a record past the h
 skipped (not applied, never committed past) and the partition is sought back. Faust
 also drops fetched records below the latest offset of the batch it is draining, which
 can undo the seek: while the hole stays open, the runtime seeks again once per
-RESEEK_S (on the next record past it, or from a timer when none comes), and gives a hole up after HOLE_GIVE_UP_S (offsets deleted by
-retention never come back)."""
+RESEEK_S (on the next record past it, or from a timer when none comes), and gives a
+hole up after HOLE_GIVE_UP_S (offsets deleted by retention never come back)."""
 
 from __future__ import annotations
 
