@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from online_models.attribution import Attribution, Label
@@ -45,9 +45,11 @@ REC_TIMES_KEPT = 4
 
 
 class Result:
-    """What one event did: the user's new state, outputs to send, users to forget."""
+    """What one event did: the user's new state, outputs to send, users to forget.
 
-    __slots__ = ("duplicate", "expired", "labels", "outputs", "state")
+    `refused` names why an event was not applied at all (then nothing changed)."""
+
+    __slots__ = ("duplicate", "expired", "labels", "outputs", "refused", "state")
 
     def __init__(
         self,
@@ -56,19 +58,46 @@ class Result:
         expired: list[str],
         labels: int = 0,
         duplicate: bool = False,
+        refused: str | None = None,
     ) -> None:
         self.state = state
         self.outputs = outputs
         self.expired = expired
         self.labels = labels
         self.duplicate = duplicate
+        self.refused = refused
 
 
 class PartitionEngine:
+    """The domain of one partition.
+
+    Parameters
+    ----------
+    cfg
+        Hyperparameters.
+    partition
+        The input partition whose users this engine serves.
+    campaigns
+        Campaign settings by id, shared with the caller (it keeps them current).
+    now_getter
+        Optional injected clock (epoch ms). Used for one thing only: an event more than
+        `cfg.max_future_skew_ms` ahead of both the partition's watermark and this clock
+        is refused as `future_timestamp`. Live workers pass the wall clock, so a
+        watermark left stale by an outage never refuses current events; replays pass
+        none (event time alone), and then a run of `cfg.future_quorum` consecutive
+        refusals is taken as a gap in the history, not as bad records, and accepted.
+    """
+
     def __init__(
-        self, cfg: EngineConfig, partition: int, campaigns: Mapping[str, Campaign] | None = None
+        self,
+        cfg: EngineConfig,
+        partition: int,
+        campaigns: Mapping[str, Campaign] | None = None,
+        now_getter: Callable[[], int] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.now_getter = now_getter
+        self._future_run = 0
         self.partition = partition
         self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
         self.attribution = Attribution(
@@ -111,6 +140,8 @@ class PartitionEngine:
     ) -> Result:
         """Apply one input event; `offset` (live: the Kafka offset) makes it idempotent."""
         user = ev.user_id
+        if self._from_future(ev.ts):
+            return Result(state or UserState.new(user), [], [], refused="future_timestamp")
         if state is None:
             state = UserState.new(user)
         elif offset is not None and already_applied(state, source, offset):
@@ -139,6 +170,22 @@ class PartitionEngine:
             record_applied(state, source, offset)
         self.activity[user] = max(ev.ts, self.activity.pop(user, 0))
         return Result(state, outputs, self._expired(), len(labels))
+
+    def _from_future(self, ts: int) -> bool:
+        """True for an event too far ahead of the partition's time to be believed: it
+        would drag the watermark forward and close every attribution window at once."""
+        reference = self.attribution.max_ts
+        clock = self.now_getter
+        if clock is not None:
+            reference = max(reference, clock())
+        if not reference or ts <= reference + self.cfg.max_future_skew_ms:
+            self._future_run = 0
+            return False
+        self._future_run += 1
+        if clock is None and self._future_run > self.cfg.future_quorum:
+            self._future_run = 0  # every recent event is "ahead": the history jumped
+            return False
+        return True
 
     # Per event type -------------------------------------------------------------
     def _click(self, ev: ClickEvent, state: UserState) -> list[Label]:

@@ -66,11 +66,36 @@ def reason_of(stream: str, data: bytes, **kw: Any) -> str:
 # Dead-letter reasons -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", [b'{"event_id": "x", "ts": ', b"", b"not json", b"\xff\xfe"])
+@pytest.mark.parametrize("data", [b'{"event_id": "x", "ts": ', b"not json", b"\xff\xfe"])
 def test_not_json(data: bytes) -> None:
     """Truncated, empty or binary bytes are `not_json`: the operator learns the producer
     sends garbage, not that a field is wrong."""
     assert reason_of(CLICKSTREAM, data) == "not_json"
+
+
+@pytest.mark.parametrize("data", [b"", None])
+def test_empty_value_and_tombstone(data: bytes | None) -> None:
+    """A null value (a tombstone) or empty bytes is `empty_value`, not an event."""
+    assert reason_of(CLICKSTREAM, data) == "empty_value"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stream", [CLICKSTREAM, "orders", "ad-impressions"])
+@pytest.mark.parametrize("depth", [33, 1000, 30_000])
+def test_deep_nesting_is_refused_before_any_parse(stream: str, depth: int) -> None:
+    """Parsers recurse per nesting level (msgspec raised RecursionError at ~1,000):
+    depth is measured iteratively first, and brackets inside strings do not count."""
+    head = b'{"event_id": "e", "ts": 1700000000000, "user_id": "u", "x": '
+    data = head + b"[" * depth + b"]" * depth + b"}"
+    assert reason_of(stream, data, max_bytes=1 << 20) == "too_deep"
+    in_string = head + b'"' + b"[{" * 5000 + b'"}'
+    assert reason_of(stream, in_string, max_bytes=1 << 20) != "too_deep"
+
+
+def test_nesting_at_the_limit_is_parsed() -> None:
+    ok = b'{"event_id": "e", "ts": 1700000000000, "user_id": "u", "type": "search", "x": '
+    depth = 31  # plus the enclosing object: 32 levels, the default limit
+    ev = decode_input(CLICKSTREAM, ok + b"[" * depth + b"]" * depth + b"}")
+    assert ev.type == "search"
 
 
 @pytest.mark.parametrize("data", [b"[1, 2, 3]", b'"a string"', b"null", b"42", b"true"])
