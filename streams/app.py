@@ -23,6 +23,7 @@ from streams.end_offsets import patch_faust_highwaters
 from streams.faust_flush import install_reliable_flush
 from streams.group_offsets import committed_offsets
 from streams.metrics import Metrics
+from streams.recovery_guard import install_recovery_guard
 from streams.runtime import RESEEK_S, Runtime
 from streams.settings import Settings
 from streams.state_store import StateStore
@@ -245,6 +246,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     install_reliable_flush(app)
     install_commit_guard(app, runtime.guard)
+    install_recovery_guard(app)
     _count_commits(app, metrics)
     log.info("settings: %s", settings.redacted())
     return app, runtime
