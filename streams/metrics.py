@@ -145,6 +145,18 @@ class Metrics:
             buckets=SNAPSHOT_BUCKETS,
             registry=r,
         )
+        self.snapshot_age = Gauge(
+            "ecom_model_snapshot_age_seconds",
+            "Age, when restored, of the snapshot a partition's models were restored from "
+            "(NaN: started cold), per owned partition",
+            ["partition"],
+            registry=r,
+        )
+        self.snapshot_restore_errors = Counter(
+            "ecom_model_snapshot_restore_errors",
+            "Restores that started cold because the snapshots could not be read or used",
+            registry=r,
+        )
         self.worker = Info("ecom_worker", "Worker build and model version", registry=r)
         self._campaigns: dict[str, str] = {}
 

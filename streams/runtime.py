@@ -10,9 +10,11 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.types import TP
 
 from online_models.config import EngineConfig
@@ -28,7 +30,7 @@ from streams.handler import Outcome, Record, handle_record
 from streams.health import Health
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.snapshots import chunk_snapshot, read_latest
+from streams.snapshots import SnapshotReadError, chunk_snapshot, read_latest
 
 log = logging.getLogger(__name__)
 READY_WAIT_S = 120.0
@@ -136,7 +138,23 @@ class Runtime:
         hole.last_seek = now
         self.metrics.offset_jumps.labels(tp[0], "reread").inc()
         log.warning("%s[%d]: offsets from %d %s: reading them again", *tp, hole.offset, why)
-        await self.consumer.seek(TP(*tp), hole.offset)
+        # A rebalance can revoke the partition between the hole being seen and this
+        # seek; aiokafka raises for a partition not assigned or a negative offset, and
+        # from the agent or the timer that would crash the worker. Its new owner reads
+        # from the committed offset (kept below the hole), so nothing is lost.
+        # (The consumer thread can change the assignment under the check: hence both.)
+        if hole.offset < 0:
+            skipped = "invalid offset"
+        elif TP(*tp) not in self.consumer.assignment():
+            skipped = "partition no longer assigned here"
+        else:
+            try:
+                await self.consumer.seek(TP(*tp), hole.offset)
+                return
+            except (IllegalStateError, ValueError) as exc:
+                skipped = repr(exc)
+        log.warning("%s[%d]: seek to %d skipped: %s", *tp, hole.offset, skipped)
+        self.holes.pop(tp, None)
 
     async def _handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -241,22 +259,49 @@ class Runtime:
 
     async def restore(self, partition: int) -> PartitionEngine:
         engine = PartitionEngine(self.cfg, partition, self.campaigns, now_getter=_now_ms)
-        snapshots = self.settings.topic_snapshots
-        ends = await fetch_end_offsets(self.consumer_kwargs, [TopicPartition(snapshots, partition)])
-        blob = await read_latest(
-            self.consumer_kwargs, snapshots, partition, ends[TopicPartition(snapshots, partition)]
-        )
-        if blob is not None:
-            try:
-                engine.load_state(decode_snapshot(blob))
-                log.info("partition %d: models restored (%d events)", partition, engine.events)
-            except (SnapshotError, KeyError, ValueError) as exc:
-                log.error("partition %d: snapshot unusable, starting cold: %s", partition, exc)
+        await self._load_snapshot(partition, engine)
         self.untouched.add(partition)
         self.engines[partition] = engine
         self.since_snapshot[partition] = 0
         self.last_snapshot_at[partition] = time.monotonic()
         return engine
+
+    async def _load_snapshot(self, partition: int, engine: PartitionEngine) -> None:
+        """Load the newest complete snapshot of `partition` into `engine`, or leave it
+        cold (logged): none written yet, unusable, or the partition unreadable."""
+        topic = self.settings.topic_snapshots
+        tp = TopicPartition(topic, partition)
+        age = self.metrics.snapshot_age.labels(str(partition))
+        try:
+            ends = await fetch_end_offsets(self.consumer_kwargs, [tp])
+            found = await read_latest(self.consumer_kwargs, topic, partition, ends[tp])
+        except (SnapshotReadError, TimeoutError, KafkaError) as exc:
+            # Never an older snapshot instead: cold is visible (error, NaN age), a stale
+            # model restored silently is not.
+            log.error("partition %d: snapshots unreadable, models start cold: %s", partition, exc)
+            self.metrics.snapshot_restore_errors.inc()
+            age.set(math.nan)
+            return
+        if found is None:
+            log.info("partition %d: no snapshot yet, models start cold", partition)
+            age.set(math.nan)
+            return
+        try:
+            engine.load_state(decode_snapshot(found.blob))
+        except (SnapshotError, KeyError, ValueError) as exc:
+            log.error("partition %d: snapshot %s unusable, starting cold: %s",
+                      partition, found.snapshot_id, exc)  # fmt: skip
+            self.metrics.snapshot_restore_errors.inc()
+            age.set(math.nan)
+            return
+        seconds = found.age_s(_now_ms())
+        age.set(seconds)
+        log.info(
+            "partition %d: models restored from snapshot %s at offset %d (%d events), "
+            "written %.0f s ago, event time %s",
+            partition, found.snapshot_id, found.offset, engine.events, seconds,
+            "unknown" if found.event_ts is None else _iso(found.event_ts),
+        )  # fmt: skip
 
     def _register_users(self, partition: int, engine: PartitionEngine) -> None:
         # After table recovery, so that profile TTL expiry also covers restored users.
@@ -290,8 +335,10 @@ class Runtime:
 
     async def snapshot(self, partition: int, engine: PartitionEngine) -> None:
         started = time.monotonic()
-        sid = f"p{partition}-e{engine.events}"
-        for value, headers in chunk_snapshot(engine.to_state(), sid):
+        written = _now_ms()
+        sid = f"p{partition}-e{engine.events}-t{written}"
+        chunks = chunk_snapshot(engine.to_state(), sid, engine.attribution.max_ts, written)
+        for value, headers in chunks:
             await self.topics["snapshots"].send(
                 key=f"p{partition}".encode(), value=value, headers=headers, partition=partition
             )
@@ -305,6 +352,8 @@ class Runtime:
         for p in partitions:
             self.engines.pop(p, None)
             self.untouched.discard(p)
+            with contextlib.suppress(KeyError):  # its new owner reports the age
+                self.metrics.snapshot_age.remove(str(p))
         self.guard.forget(partitions)
         for topic in self.streams:
             for p in partitions:
@@ -364,6 +413,10 @@ class Runtime:
                 m.campaign_spend.labels(m.campaign_label(cid)).set(
                     e.pacer.spend_ratio(c, e.attribution.max_ts)
                 )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def _now_ms() -> int:
