@@ -159,6 +159,8 @@ async def read_latest(
         group_id=None,
         fetch_max_bytes=8 * 1024 * 1024,
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        # A window reaching below the log start (retention) reads from the log start.
+        auto_offset_reset="earliest",
         **consumer_kwargs,
     )
     await consumer.start()
@@ -167,12 +169,13 @@ async def read_latest(
     deadline = loop.time() + timeout_s
     try:
         consumer.assign([tp])
+        first = (await consumer.beginning_offsets([tp]))[tp] or 0
         window = FIRST_WINDOW
         while True:
-            start = max(0, end_offset - window)
+            start = max(first, end_offset - window)
             records = await _read_range(consumer, tp, start, end_offset, deadline)
             found = newest_complete(records)
-            if found is not None or start == 0:
+            if found is not None or start <= first:
                 return found
             window *= 2
     finally:
