@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import pickle
+import random
 from typing import Any
 
+import orjson
 import pytest
 
 from online_models.decode import (
@@ -22,6 +24,7 @@ from online_models.decode import (
     DecodeError,
     decode_dict,
     decode_input,
+    nesting_depth,
 )
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent, OrderItem
 
@@ -375,3 +378,41 @@ def test_decode_dict_matches_decode_input() -> None:
     with pytest.raises(DecodeError) as info:
         decode_dict(CLICKSTREAM, view(ts="2017-11-26T01:00:00"))
     assert info.value.reason == "bad_timestamp"
+
+
+def _depth_by_scanning(raw: bytes) -> int:
+    """Reference: a plain character scanner of JSON strings and brackets."""
+    depth = deepest = 0
+    inside = escaped = False
+    for c in raw:
+        if inside:
+            if escaped:
+                escaped = False
+            elif c == ord("\\"):
+                escaped = True
+            elif c == ord('"'):
+                inside = False
+        elif c == ord('"'):
+            inside = True
+        elif c in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in b"]}":
+            depth -= 1
+    return deepest
+
+
+def test_nesting_depth_matches_a_plain_scanner_on_random_json() -> None:
+    rng = random.Random(7)
+    tricky = ['a\\"[', "\\\\", "]]}", 'x\\\\"{', "{[", 1, None]
+
+    def value(level: int) -> Any:
+        if level > 6 or rng.random() < 0.3:
+            return rng.choice(tricky)
+        if rng.random() < 0.5:
+            return [value(level + 1) for _ in range(rng.randint(0, 3))]
+        return {f"k{i}{rng.choice(tricky)}": value(level + 1) for i in range(rng.randint(0, 3))}
+
+    for _ in range(2000):
+        raw = orjson.dumps(value(0))
+        assert nesting_depth(raw) == _depth_by_scanning(raw), raw
