@@ -50,6 +50,9 @@ class EngineConfig:
     pacing_max: float = 2.0
     pacing_threshold: float = 0.05
     snapshot_every_events: int = 2000
+    # How late (event time) knowledge updates become visible to the partitions: 0 in
+    # one process; the replay sets it to model updates travelling between workers.
+    knowledge_delay_ms: int = 0
 
     def with_overrides(self, overrides: dict[str, Any]) -> EngineConfig:
         """Override fields by name, coercing to each field's type (used by settings)."""
