@@ -180,8 +180,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         ).items():
             runtime.guard.start(tp, committed)
         mine = {p for _, p in inputs}
-        for p in sorted(mine - set(runtime.engines)):
-            await runtime.restore(p)
+        await runtime.restore_many(sorted(mine - set(runtime.engines)))
 
     @app.timer(interval=RESEEK_S)
     async def holes() -> None:
