@@ -158,8 +158,10 @@ class PartitionEngine:
         else:
             labels = self._impression(ev, state, source_id, outputs, updates)
         labels.extend(self.attribution.expire())
+        # Stamped with this event's time, when the label became known: a label resolves
+        # only once the watermark passes its window, and the delay counts from then.
         updates.extend(
-            Example(lb.kind, lb.y, lb.x, lb.campaign_id, lb.ts, lb.revenue) for lb in labels
+            Example(lb.kind, lb.y, lb.x, lb.campaign_id, ev.ts, lb.revenue) for lb in labels
         )
         if reprice and state.campaigns:
             self._bid(state, ev.ts, source_id, outputs, updates)

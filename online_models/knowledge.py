@@ -73,7 +73,7 @@ class Transition(msgspec.Struct, array_like=True, frozen=True, tag="next", gc=Fa
 
 class Example(msgspec.Struct, array_like=True, frozen=True, tag="label", gc=False):
     """A labelled example for the click or conversion (and revenue) model; `ts` is the
-    time the label resolved (its window closed or its order was credited)."""
+    event time at which the user side resolved it (the watermark passed its window)."""
 
     kind: str  # "click" | "conversion"
     y: bool
