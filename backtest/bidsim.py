@@ -248,9 +248,9 @@ def _params(p: BidSimParams) -> dict[str, Any]:
 class BidBook:
     """What a bidder would hold from the bid-adjustment stream: the latest value part
     of each (user, campaign) multiplier and the latest pacing factor of each campaign
-    (campaign-wide, whichever partition announced it), each in force for its ttl. The effective multiplier re-paces
-    the user's value with the newest pacing factor, so a pacing update reaches users
-    whose own adjustment is older.
+    (campaign-wide, whichever partition announced it), each in force for its ttl. The
+    effective multiplier re-paces the user's value with the newest pacing factor, so a
+    pacing update reaches users whose own adjustment is older.
 
     >>> from online_models.outputs import BidAdjustment
     >>> def adj(ts, user, mult, pace):

@@ -230,6 +230,10 @@ async def produce(files: Sequence[str], speed: float) -> tuple[int, Counter[str]
 
 
 def _produce(args: argparse.Namespace) -> int:
+    from streams.cli import require_broker
+    from streams.settings import Settings
+
+    require_broker(Settings.from_env())  # one clear line and exit 2 when unreachable
     sent, invalid = asyncio.run(produce(args.files, args.speed))
     print(f"sent {sent} events" + (f"; invalid lines not sent: {dict(invalid)}" if invalid else ""))
     return 0 if sent else 1

@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from online_models.knowledge import SharedKnowledge
 from online_models.evaluation import BinaryScore
+from online_models.knowledge import SharedKnowledge
 
 MODELS = ("click", "conversion")
 # Top-level keys and their JSON types; `performance` is the only non-deterministic one.

@@ -16,6 +16,7 @@ asserts the spread across partition counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,13 @@ def measure(
 ) -> dict[str, Any]:
     """One row: next-item quality on YOOCHOOSE and the click model on Open Bandit."""
     tag = f"p{partitions}-{'shared' if shared else 'own'}-d{delay_ms}"
-    common = {"partitions": partitions, "shared": shared, "knowledge_delay_ms": delay_ms}
+    base = ReplayOptions(partitions=partitions, shared=shared, knowledge_delay_ms=delay_ms)
     yc = replay(
         [inputs["yoochoose"]],
         work / f"yc-{tag}",
-        ReplayOptions(evaluate_from=inputs["split_ts"], every_position=True, **common),
+        replace(base, evaluate_from=inputs["split_ts"], every_position=True),
     )
-    ob = replay([inputs["open_bandit"]], work / f"obd-{tag}", ReplayOptions(**common))
+    ob = replay([inputs["open_bandit"]], work / f"obd-{tag}", base)
     recs, click = yc["recommendations"], ob["models"]["click"]
     return {
         "partitions": partitions,

@@ -27,6 +27,10 @@ class EngineConfig:
     click_window_ms: int = 30 * MINUTE_MS
     conversion_window_ms: int = 24 * HOUR_MS
     allowed_lateness_ms: int = 5 * MINUTE_MS
+    # An event further ahead of the partition's watermark is refused (future_timestamp);
+    # without a clock, this many refusals in a row are taken as a jump in history.
+    max_future_skew_ms: int = DAY_MS
+    future_quorum: int = 50
     max_pending_impressions: int = 200_000
     max_pending_clicks_per_user: int = 5
     hash_bits: int = 18

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from online_models.attribution import Attribution, Label
@@ -58,9 +58,11 @@ REC_TIMES_KEPT = 4
 
 class Result:
     """What one event did: the user's new state, outputs to send, users to forget, and
-    the knowledge updates it produced (already handed to the knowledge)."""
+    the knowledge updates it produced (already handed to the knowledge).
 
-    __slots__ = ("duplicate", "expired", "labels", "outputs", "state", "updates")
+    `refused` names why an event was not applied at all (then nothing changed)."""
+
+    __slots__ = ("duplicate", "expired", "labels", "outputs", "refused", "state", "updates")
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class Result:
         expired: list[str],
         labels: int = 0,
         duplicate: bool = False,
+        refused: str | None = None,
         updates: list[Update] | None = None,
     ) -> None:
         self.state = state
@@ -76,12 +79,32 @@ class Result:
         self.expired = expired
         self.labels = labels
         self.duplicate = duplicate
+        self.refused = refused
         self.updates = updates if updates is not None else []
 
 
 class PartitionEngine:
-    """The user side of one partition. `knowledge` is the shared side it reads and
-    feeds; without one the engine gets a knowledge of its own (tests, tools)."""
+    """The user side of one partition.
+
+    Parameters
+    ----------
+    cfg
+        Hyperparameters.
+    partition
+        The input partition whose users this engine serves.
+    campaigns
+        Campaign settings by id, shared with the caller (it keeps them current).
+    knowledge
+        The shared side it reads and feeds; without one the engine gets a knowledge
+        of its own (tests, tools).
+    now_getter
+        Optional injected clock (epoch ms). Used for one thing only: an event more than
+        `cfg.max_future_skew_ms` ahead of both the partition's watermark and this clock
+        is refused as `future_timestamp`. Live workers pass the wall clock, so a
+        watermark left stale by an outage never refuses current events; replays pass
+        none (event time alone), and then a run of `cfg.future_quorum` consecutive
+        refusals is taken as a gap in the history, not as bad records, and accepted.
+    """
 
     def __init__(
         self,
@@ -89,12 +112,17 @@ class PartitionEngine:
         partition: int,
         campaigns: Mapping[str, Campaign] | None = None,
         knowledge: SharedKnowledge | None = None,
+        now_getter: Callable[[], int] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.now_getter = now_getter
+        self._future_run = 0
         self.partition = partition
         self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
         self.owns_knowledge = knowledge is None
-        self.knowledge = knowledge if knowledge is not None else SharedKnowledge(cfg, self.campaigns)
+        self.knowledge = (
+            knowledge if knowledge is not None else SharedKnowledge(cfg, self.campaigns)
+        )
         self.attribution = Attribution(
             cfg.click_window_ms,
             cfg.conversion_window_ms,
@@ -134,6 +162,8 @@ class PartitionEngine:
     ) -> Result:
         """Apply one input event; `offset` (live: the Kafka offset) makes it idempotent."""
         user = ev.user_id
+        if self._from_future(ev.ts):
+            return Result(state or UserState.new(user), [], [], refused="future_timestamp")
         if state is None:
             state = UserState.new(user)
         elif offset is not None and already_applied(state, source, offset):
@@ -170,6 +200,22 @@ class PartitionEngine:
         self.activity[user] = max(ev.ts, self.activity.pop(user, 0))
         knowledge.submit(updates, ev.ts)
         return Result(state, outputs, self._expired(), len(labels), updates=updates)
+
+    def _from_future(self, ts: int) -> bool:
+        """True for an event too far ahead of the partition's time to be believed: it
+        would drag the watermark forward and close every attribution window at once."""
+        reference = self.attribution.max_ts
+        clock = self.now_getter
+        if clock is not None:
+            reference = max(reference, clock())
+        if not reference or ts <= reference + self.cfg.max_future_skew_ms:
+            self._future_run = 0
+            return False
+        self._future_run += 1
+        if clock is None and self._future_run > self.cfg.future_quorum:
+            self._future_run = 0  # every recent event is "ahead": the history jumped
+            return False
+        return True
 
     # Per event type -------------------------------------------------------------
     def _click(self, ev: ClickEvent, state: UserState, updates: list[Update]) -> list[Label]:

@@ -255,10 +255,7 @@ class SharedKnowledge:
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.clock, self.applied, self.seq = int(s["clock"]), int(s["applied"]), int(s["seq"])
-        self.pending = [
-            (int(t), int(q), msgspec.convert(u, Update))  # type: ignore[arg-type]
-            for t, q, u in s["pending"]
-        ]
+        self.pending = [(int(t), int(q), msgspec.convert(u, Update)) for t, q, u in s["pending"]]
         heapq.heapify(self.pending)
         self.models.load_state(s["models"])
         self.segmenter = Segmenter.from_state(s["segmenter"])

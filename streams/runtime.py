@@ -11,6 +11,7 @@ later step (see docs/architecture.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -30,14 +31,14 @@ from online_models.outputs import BidAdjustment, Recommendation
 from online_models.partitioning import partition_for
 from online_models.snapshot import SnapshotError, decode_snapshot
 from streams.commit_guard import CommitGuard
-from streams.end_offsets import fetch_end_offsets
+from streams.end_offsets import fetch_end_offsets, log_end_offsets
 from streams.handler import Outcome, Record, handle_record
+from streams.health import Health
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.snapshots import chunk_snapshot, read_latest
 
 log = logging.getLogger(__name__)
-LAG_SAMPLE_EVERY = 50
 READY_WAIT_S = 120.0
 RESEEK_S = 1.0
 HOLE_GIVE_UP_S = 60.0
@@ -78,10 +79,12 @@ class Runtime:
         self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
         self.guard = CommitGuard()
         self.holes: dict[tuple[str, int], Hole] = {}
-        self._count = 0
+        self.health = Health(
+            stall_after_s=settings.stall_timeout_s, broker_timeout_s=settings.broker_timeout_s
+        )
 
     async def handle(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         if not self.is_ready():
             await self._wait_ready(topic, partition, offset)
@@ -145,7 +148,7 @@ class Runtime:
         await self.consumer.seek(TP(*tp), hole.offset)
 
     async def _handle(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         started = time.perf_counter()
         engine = self.engines.get(partition) or await self.restore(partition)
@@ -153,8 +156,15 @@ class Runtime:
             self._register_users(partition, engine)
         rec = Record(topic, self.streams[topic], partition, offset, key, value)
         outcome = handle_record(
-            rec, engine, self.users.get, self.settings.partitions, self.settings.max_message_bytes
+            rec,
+            engine,
+            self.users.get,
+            self.settings.partitions,
+            self.settings.max_message_bytes,
+            self.settings.max_nesting_depth,
         )
+        if outcome.evict is not None:
+            self.users.forget(outcome.evict)
         for send in outcome.sends:
             target = self.topics[send.topic] if send.topic != "repartition" else self.topics[topic]
             await target.send(
@@ -202,17 +212,41 @@ class Runtime:
         if outcome.reason is not None:
             m.events_out.labels(self.settings.topic_dead_letter).inc()
         m.processing_latency.labels(topic).observe(time.perf_counter() - started)
-        self._count += 1
-        if self._count % LAG_SAMPLE_EVERY == 0 and self.consumer is not None:
-            self._sample_lag(topic, partition, offset)
 
-    def _sample_lag(self, topic: str, partition: int, offset: int) -> None:
+    async def refresh_lag(self) -> None:
+        """Timer-driven: the broker's log-end offset of every assigned input partition
+        minus the next offset this worker will process. Read from the broker each time,
+        so the figure is true while nothing flows too; the same request tells the
+        readiness probe whether the broker can be reached."""
+        tps: list[tuple[str, int]] = [
+            tp
+            for tp in self.guard.next
+            if isinstance(tp, tuple) and tp[0] in self.streams  # input partitions only
+        ]
+        timeout = min(self.settings.broker_timeout_s, max(1.0, self.settings.lag_refresh_s * 2))
         try:
-            high = self.consumer.highwater(TP(topic, partition))
-        except Exception:  # lag is best-effort telemetry; never fail an event on it
+            ends = await log_end_offsets(
+                self.consumer_kwargs,
+                [TopicPartition(*tp) for tp in tps],
+                via_fetch=bool(self.settings.fetch_end_offsets),
+                timeout_s=timeout,
+            )
+        except Exception as exc:  # an unreachable broker is a state to report, not a crash
+            self.health.broker_failed(f"{type(exc).__name__}: {exc}")
             return
-        if high is not None:
-            self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, high - offset - 1))
+        self.health.broker_reached()
+        self.health.forget(set(tps))
+        for tp in tps:
+            next_offset = self.guard.next.get(tp)
+            end = ends.get(TopicPartition(*tp))
+            if next_offset is None or end is None:  # revoked while we asked
+                continue
+            self.metrics.consumer_lag.labels(tp[0], str(tp[1])).set(max(0, end - next_offset))
+            self.health.progress(tp, next_offset, end)
+
+    def owned(self) -> set[int]:
+        """Input partitions this worker actively owns (standby copies excluded)."""
+        return set(self.engines)
 
     async def restore(self, partition: int) -> PartitionEngine:
         return (await self.restore_many([partition]))[partition]
@@ -226,7 +260,9 @@ class Runtime:
         restored: dict[int, PartitionEngine] = {}
         newest: dict[str, Any] | None = None
         for partition, tp in zip(partitions, tps, strict=True):
-            engine = PartitionEngine(self.cfg, partition, self.campaigns, self.knowledge)
+            engine = PartitionEngine(
+                self.cfg, partition, self.campaigns, self.knowledge, now_getter=_now_ms
+            )
             blob = await read_latest(self.consumer_kwargs, snapshots, partition, ends[tp])
             if blob is not None:
                 try:
@@ -241,7 +277,9 @@ class Runtime:
                     log.info("partition %d: restored (%d events)", partition, engine.events)
                 except (SnapshotError, KeyError, ValueError, TypeError) as exc:
                     log.error("partition %d: snapshot unusable, starting cold: %s", partition, exc)
-                    engine = PartitionEngine(self.cfg, partition, self.campaigns, self.knowledge)
+                    engine = PartitionEngine(
+                        self.cfg, partition, self.campaigns, self.knowledge, now_getter=_now_ms
+                    )
             self.untouched.add(partition)
             self.engines[partition] = restored[partition] = engine
             self.since_snapshot[partition] = 0
@@ -307,6 +345,10 @@ class Runtime:
             self.engines.pop(p, None)
             self.untouched.discard(p)
         self.guard.forget(partitions)
+        for topic in self.streams:
+            for p in partitions:
+                with contextlib.suppress(KeyError):  # a partition moved away has no lag here
+                    self.metrics.consumer_lag.remove(topic, str(p))
         self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
 
     def model_report(self) -> dict[str, Any]:
@@ -360,3 +402,8 @@ class Runtime:
             m.campaign_spend.labels(m.campaign_label(cid)).set(
                 k.pacer.spend_ratio(k.campaign(cid), k.clock)
             )
+
+
+def _now_ms() -> int:
+    """Wall clock for the engine's one sanity check (future timestamps); see engine.py."""
+    return int(time.time() * 1000)

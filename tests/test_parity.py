@@ -8,9 +8,10 @@ re-emitted on a >10 % move ("value_moved") depend on model state at the moment o
 re-pricing and may differ; the first bid per user and campaign must match. Campaign-wide
 pacing updates come from one pacer fed by both partitions' spend in the order the worker
 read it, so a few of them can be triggered by a different impression than in the replay
-(measured: 4 of 30 differ); their number and most of their ids must match. A recommendation can differ in the rare case where one user's
-view and order fall in one rate-limit interval and are read out of event-time order
-(bounded here at 1 %; see docs/backtesting.md)."""
+(measured: 4 of 30 differ); their number and most of their ids must match. A
+recommendation can differ in the rare case where one user's view and order fall in one
+rate-limit interval and are read out of event-time order (bounded here at 1 %; see
+docs/backtesting.md)."""
 
 from __future__ import annotations
 
