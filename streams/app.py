@@ -226,8 +226,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         ).items():
             runtime.guard.start(tp, committed)
         mine = {p for _, p in inputs}
-        for p in sorted(mine - set(runtime.engines)):
-            await runtime.restore(p)
+        await runtime.restore_many(sorted(mine - set(runtime.engines)))
 
     @app.task
     async def lag() -> None:

@@ -1,5 +1,12 @@
-"""Per-worker runtime: one PartitionEngine per assigned partition, restored from the
-latest model snapshot, fed by the agent, with sends, table writes and metrics."""
+"""Per-worker runtime: one PartitionEngine per assigned partition and ONE shared
+knowledge that every engine of this worker reads and feeds, restored from the latest
+model snapshots, fed by the agent, with sends, table writes and metrics.
+
+Each partition's snapshot carries the worker's knowledge as of that moment. A worker
+whose knowledge is still empty when it restores partitions (a fresh or restarted
+process) loads the newest knowledge among their snapshots (most updates applied); a
+worker that already learned keeps its own. Sharing across worker processes is a
+later step (see docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
 from online_models.evaluation import BinaryScore
 from online_models.events import Campaign
+from online_models.knowledge import SharedKnowledge
 from online_models.outputs import BidAdjustment, Recommendation
 from online_models.partitioning import partition_for
 from online_models.snapshot import SnapshotError, decode_snapshot
@@ -60,6 +68,7 @@ class Runtime:
         self.metrics = metrics
         self.consumer_kwargs = consumer_kwargs
         self.campaigns: dict[str, Campaign] = {}
+        self.knowledge = SharedKnowledge(cfg, self.campaigns)
         self.engines: dict[int, PartitionEngine] = {}
         self.since_snapshot: dict[int, int] = {}
         self.last_snapshot_at: dict[int, float] = {}
@@ -258,16 +267,51 @@ class Runtime:
         return set(self.engines)
 
     async def restore(self, partition: int) -> PartitionEngine:
-        engine = PartitionEngine(self.cfg, partition, self.campaigns, now_getter=_now_ms)
-        await self._load_snapshot(partition, engine)
-        self.untouched.add(partition)
-        self.engines[partition] = engine
-        self.since_snapshot[partition] = 0
-        self.last_snapshot_at[partition] = time.monotonic()
-        return engine
+        return (await self.restore_many([partition]))[partition]
 
-    async def _load_snapshot(self, partition: int, engine: PartitionEngine) -> None:
-        """Load the newest complete snapshot of `partition` into `engine`, or leave it
+    async def restore_many(self, partitions: list[int]) -> dict[int, PartitionEngine]:
+        """Engines for `partitions` from their latest snapshots; the shared knowledge
+        from the newest of them when this worker's knowledge is still empty."""
+        restored: dict[int, PartitionEngine] = {}
+        newest: dict[str, Any] | None = None
+        for partition in partitions:
+            engine = PartitionEngine(
+                self.cfg, partition, self.campaigns, self.knowledge, now_getter=_now_ms
+            )
+            state = await self._load_snapshot(partition, engine)
+            if state is None:  # cold (logged): start from a fresh engine, not a partial one
+                engine = PartitionEngine(
+                    self.cfg, partition, self.campaigns, self.knowledge, now_getter=_now_ms
+                )
+            else:
+                k = state.get("knowledge")
+                if k is not None and (
+                    newest is None
+                    or (k["applied"], k["clock"]) > (newest["applied"], newest["clock"])
+                ):
+                    newest = k
+            self.untouched.add(partition)
+            self.engines[partition] = restored[partition] = engine
+            self.since_snapshot[partition] = 0
+            self.last_snapshot_at[partition] = time.monotonic()
+        if newest is not None and self.knowledge.is_empty():
+            knowledge = SharedKnowledge(self.cfg, self.campaigns)
+            try:
+                knowledge.load_state(newest)
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("shared knowledge unusable, starting cold: %s", exc)
+            else:
+                self.knowledge = knowledge
+                for engine in self.engines.values():
+                    engine.knowledge = knowledge
+                log.info("shared knowledge restored (%d updates)", knowledge.applied)
+        return restored
+
+    async def _load_snapshot(
+        self, partition: int, engine: PartitionEngine
+    ) -> dict[str, Any] | None:
+        """Load the newest complete snapshot of `partition` into `engine` (its shared
+        knowledge is left to the caller) and return its state; None when it stays
         cold (logged): none written yet, unusable, or the partition unreadable."""
         topic = self.settings.topic_snapshots
         tp = TopicPartition(topic, partition)
@@ -281,19 +325,20 @@ class Runtime:
             log.error("partition %d: snapshots unreadable, models start cold: %s", partition, exc)
             self.metrics.snapshot_restore_errors.inc()
             age.set(math.nan)
-            return
+            return None
         if found is None:
             log.info("partition %d: no snapshot yet, models start cold", partition)
             age.set(math.nan)
-            return
+            return None
         try:
-            engine.load_state(decode_snapshot(found.blob))
-        except (SnapshotError, KeyError, ValueError) as exc:
+            state = decode_snapshot(found.blob)
+            engine.load_state(state, with_knowledge=False)
+        except (SnapshotError, KeyError, ValueError, TypeError) as exc:
             log.error("partition %d: snapshot %s unusable, starting cold: %s",
                       partition, found.snapshot_id, exc)  # fmt: skip
             self.metrics.snapshot_restore_errors.inc()
             age.set(math.nan)
-            return
+            return None
         seconds = found.age_s(_now_ms())
         age.set(seconds)
         log.info(
@@ -302,6 +347,7 @@ class Runtime:
             partition, found.snapshot_id, found.offset, engine.events, seconds,
             "unknown" if found.event_ts is None else _iso(found.event_ts),
         )  # fmt: skip
+        return state
 
     def _register_users(self, partition: int, engine: PartitionEngine) -> None:
         # After table recovery, so that profile TTL expiry also covers restored users.
@@ -362,57 +408,56 @@ class Runtime:
         self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
 
     def model_report(self) -> dict[str, Any]:
-        """Per-partition model health, for the `/models` view."""
+        """Per-partition event counts and the worker's shared models, for `/models`."""
+        k = self.knowledge
+        models = k.models
         return {
-            str(p): {
-                "events": e.events,
-                "model_version": e.models.version(p),
-                "click_weights": len(e.models.click.model._weights.to_dict()),
+            "partitions": {str(p): {"events": e.events} for p, e in sorted(self.engines.items())},
+            "knowledge": {
+                "model_version": k.version(),
+                "updates_applied": k.applied,
+                "updates_pending": len(k.pending),
+                "clock": k.clock,
+                "click_weights": len(models.click.model._weights.to_dict()),
                 "learned": {
-                    "click": e.models.click.n_learned,
-                    "conversion": e.models.conversion.n_learned,
-                    "revenue": e.models.revenue.n_learned,
+                    "click": models.click.n_learned,
+                    "conversion": models.conversion.n_learned,
+                    "revenue": models.revenue.n_learned,
                 },
-                "scores": e.models.summary(),
-            }
-            for p, e in sorted(self.engines.items())
+                "scores": models.summary(),
+            },
         }
 
     def update_gauges(self) -> None:
-        """Model health and sizes, aggregated over this worker's partitions."""
+        """Model health and sizes of this worker's shared knowledge."""
         m = self.metrics
-        engines = list(self.engines.values())
+        k = self.knowledge
         for name in ("click", "conversion"):
-            scores = [getattr(e.models, f"{name}_score") for e in engines]
-            n = sum(s.n for s in scores)
-            m.model_examples.labels(name).set(n)
-            if n:
-                merged = BinaryScore.merged(scores)
+            score: BinaryScore = getattr(k.models, f"{name}_score")
+            m.model_examples.labels(name).set(score.n)
+            if score.n:
                 for gauge, value in (
-                    (m.model_logloss, merged.logloss),
-                    (m.model_auc, merged.auc),
-                    (m.model_calibration, merged.calibration),
+                    (m.model_logloss, score.logloss),
+                    (m.model_auc, score.auc),
+                    (m.model_calibration, score.calibration),
                 ):
                     if not math.isnan(value):
                         gauge.labels(name).set(value)
-        rev = [e.models.revenue_score for e in engines]
-        m.model_examples.labels("revenue").set(sum(s.n for s in rev))
-        if sum(s.n for s in rev):
-            m.revenue_mae.set(sum(s.abs_sum for s in rev) / sum(s.n for s in rev))
+        rev = k.models.revenue_score
+        m.model_examples.labels("revenue").set(rev.n)
+        if rev.n:
+            m.revenue_mae.set(rev.abs_sum / rev.n)
         size = len(self.users) if self.users is not None else 0
         m.active_profiles.set(size)
         m.table_size.labels("users").set(size)
         m.table_size.labels("campaigns").set(len(self.campaigns))
-        covered = [e.recommender for e in engines]
-        seen = sum(len(r.popularity) for r in covered)
-        if seen:
-            m.recommendation_coverage.set(sum(len(r.recommended) for r in covered) / seen)
-        for e in engines:
-            for cid in e.pacer.campaigns:
-                c = e.campaign(cid)
-                m.campaign_spend.labels(m.campaign_label(cid)).set(
-                    e.pacer.spend_ratio(c, e.attribution.max_ts)
-                )
+        r = k.recommender
+        if r.popularity:
+            m.recommendation_coverage.set(r.coverage())
+        for cid in k.pacer.campaigns:
+            m.campaign_spend.labels(m.campaign_label(cid)).set(
+                k.pacer.spend_ratio(k.campaign(cid), k.clock)
+            )
 
 
 def _iso(ms: int) -> str:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from online_models.config import domain_overrides
+
 SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password"})
 
 
@@ -83,11 +85,7 @@ class Settings:
             key = ENV_NAMES[f.name]
             if key in source:
                 values[f.name] = _coerce(f.type, source[key], key)
-        values["domain"] = {
-            k[len("ECOM_DOMAIN_") :].lower(): float(v)
-            for k, v in source.items()
-            if k.startswith("ECOM_DOMAIN_")
-        }
+        values["domain"] = domain_overrides(source)
         settings = cls(**values)
         settings.check()
         return settings

@@ -24,7 +24,7 @@ from kafka_harness import PROJECT_ROOT, WorkerProcess, produce, wait_for
 from live_support import poll, setup_topics
 from prometheus_client.parser import text_string_to_metric_families
 
-from online_models.config import DAY_MS
+from online_models.config import DAY_MS, EngineConfig
 from online_models.outputs import DeadLetter
 from online_models.partitioning import partition_for
 from streams.app import kafka_client_kwargs
@@ -134,7 +134,7 @@ def test_consumer_lag_is_the_backlog_read_from_the_broker(
         per_partition[partition_for(user.encode(), 2)] += 1
         records.append((topic, user.encode(), orjson.dumps(view(user, n, 1_700_000_000_000)), None))
     produce(broker.bootstrap, records)
-    runtime = Runtime(settings, None, Metrics(), kafka_client_kwargs(settings))  # type: ignore[arg-type]
+    runtime = Runtime(settings, EngineConfig(), Metrics(), kafka_client_kwargs(settings))
     for p in (0, 1):
         runtime.guard.start((topic, p), 0)
 
@@ -194,7 +194,7 @@ def test_profiles_are_served_only_by_the_owner(
             w.wait_http(f"{b}/readyz", timeout_s=90)
 
         def split() -> tuple[bool, str]:
-            owned = [len(http(f"{b}/models")[1] or {}) for b in bases]
+            owned = [len((http(f"{b}/models")[1] or {}).get("partitions", {})) for b in bases]
             ready = [http(f"{b}/readyz")[0] for b in bases]
             return owned == [1, 1] and ready == [200, 200], f"engines {owned}, ready {ready}"
 
