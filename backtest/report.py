@@ -54,12 +54,16 @@ def score_diff(later: BinaryScore, earlier: BinaryScore) -> BinaryScore:
     return BinaryScore.from_state(
         {
             "bins": a["bins"],
+            "window": a["window"],
+            "prior": a["prior"],
             "n": a["n"] - b["n"],
             "loss_sum": a["loss_sum"] - b["loss_sum"],
+            "const_sum": a["const_sum"] - b["const_sum"],
             "p_sum": a["p_sum"] - b["p_sum"],
             "y_sum": a["y_sum"] - b["y_sum"],
             "pos": [x - y for x, y in zip(a["pos"], b["pos"], strict=True)],
             "neg": [x - y for x, y in zip(a["neg"], b["neg"], strict=True)],
+            "recent": a["recent"],  # the window as of the bucket's end
         }
     )
 

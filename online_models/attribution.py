@@ -3,9 +3,14 @@
 An impression opens a click window; when the window closes the impression becomes a
 click label, positive if its `ad_click` came inside the window. Positives and
 negatives are thus learned after the same delay: learning positives at click time
-and negatives only at window close would bias the model upwards while it is young. A click opens a
-conversion window; the user's next order inside it (last touch) is a positive
-conversion label with its revenue, and the window closing without one a negative.
+and negatives only at window close would bias the model upwards while it is young.
+
+A click opens a conversion window (the `on_click` hook hears of it at once). The
+user's next order inside it (last touch) is credited to it as a `converted` label
+with its revenue, as soon as the order is known; when the window closes, the click's
+final `conversion` label says whether it converted. The conversion model learns from
+the first two at once and is judged by the last (`online_models.learner`: delayed
+feedback).
 
 Windows close on the watermark (latest event time minus allowed lateness), never on
 a wall clock, so a replay produces the same labels. Orders are credited when the
@@ -27,22 +32,27 @@ before its impression is held until the watermark passes it for the same reason.
 []
 >>> a.observe(520)   # watermark 510 passes the order: last touch is i1's click
 >>> [(l.kind, l.y, l.revenue, l.impression_id) for l in a.expire()]
-[('conversion', True, 80.0, 'i1')]
+[('converted', True, 80.0, 'i1')]
+>>> a.observe(1100)  # watermark 1090 closes i1's conversion window (50 + 1000)
+>>> [(l.kind, l.y, l.impression_id) for l in a.expire()]
+[('conversion', True, 'i1')]
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 
 class Label:
     """A resolved training example for the click or conversion model."""
 
-    __slots__ = ("campaign_id", "impression_id", "kind", "revenue", "ts", "user_id", "x", "y")
+    __slots__ = ("campaign_id", "impression_id", "kind", "p", "revenue", "ts", "user_id", "x", "y")
 
     def __init__(self, kind: str, y: bool, pending: Pending, ts: int, revenue: float = 0.0):
         self.kind = kind
+        self.p = pending.p
         self.y = y
         self.x = pending.x
         self.campaign_id = pending.campaign_id
@@ -53,9 +63,21 @@ class Label:
 
 
 class Pending:
-    """An impression waiting for its click, or a click waiting for an order."""
+    """An impression waiting for its click, or a click waiting for an order (`p`: the
+    conversion prediction made when the click happened, -1 if none was made;
+    `converted`: an order was credited to it)."""
 
-    __slots__ = ("campaign_id", "clicked", "cost", "impression_id", "ts", "user_id", "x")
+    __slots__ = (
+        "campaign_id",
+        "clicked",
+        "converted",
+        "cost",
+        "impression_id",
+        "p",
+        "ts",
+        "user_id",
+        "x",
+    )
 
     def __init__(
         self,
@@ -66,7 +88,11 @@ class Pending:
         x: dict[str, float],
         cost: float,
         clicked: bool = False,
+        p: float = -1.0,
+        converted: bool = False,
     ) -> None:
+        self.p = p
+        self.converted = converted
         self.impression_id = impression_id
         self.user_id = user_id
         self.campaign_id = campaign_id
@@ -90,11 +116,25 @@ class Pending:
             self.x,
             self.cost,
             self.clicked,
+            self.p,
+            self.converted,
         ]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> Pending:
-        return cls(str(s[0]), str(s[1]), str(s[2]), int(s[3]), dict(s[4]), float(s[5]), bool(s[6]))
+        # Snapshots before issue 11 have neither p nor converted.
+        p, converted = (float(s[7]), bool(s[8])) if len(s) > 8 else (-1.0, False)
+        return cls(
+            str(s[0]),
+            str(s[1]),
+            str(s[2]),
+            int(s[3]),
+            dict(s[4]),
+            float(s[5]),
+            bool(s[6]),
+            p,
+            converted,
+        )
 
 
 class Attribution:
@@ -105,7 +145,11 @@ class Attribution:
         lateness: int,
         max_pending: int = 200_000,
         max_clicks_per_user: int = 5,
+        on_click: Callable[[Pending], None] | None = None,
     ) -> None:
+        # Called with each click that opens a conversion window (the engine stamps the
+        # conversion prediction on it and emits the fake negative).
+        self.on_click = on_click
         self.click_window = click_window
         self.conversion_window = conversion_window
         self.lateness = lateness
@@ -174,6 +218,8 @@ class Attribution:
 
     def _open_click(self, pending: Pending) -> list[Label]:
         ts = pending.ts
+        if self.on_click is not None:
+            self.on_click(pending)
         clicks = self.clicks.setdefault(pending.user_id, [])
         clicks.append(pending)
         if len(clicks) > self.max_clicks_per_user:
@@ -203,11 +249,15 @@ class Attribution:
             clicks = self.clicks.get(user_id, [])
             best = None
             for c in clicks:
-                if 0 <= ts - c.ts <= self.conversion_window and (best is None or c.ts > best.ts):
+                if (
+                    not c.converted
+                    and 0 <= ts - c.ts <= self.conversion_window
+                    and (best is None or c.ts > best.ts)
+                ):
                     best = c
-            if best is not None:
-                clicks.remove(best)
-                out.append(Label("conversion", True, best, ts, revenue))
+            if best is not None:  # its final label comes when its window closes
+                best.converted = True
+                out.append(Label("converted", True, best, ts, revenue))
         if user_id in self.clicks and not self.clicks[user_id]:
             del self.clicks[user_id]
         return out
@@ -240,7 +290,7 @@ class Attribution:
                 self.clicks[user_id] = keep
             else:
                 del self.clicks[user_id]
-        return [Label("conversion", False, c, c.ts + self.conversion_window) for c in done]
+        return [Label("conversion", c.converted, c, c.ts + self.conversion_window) for c in done]
 
     def _evict_oldest(self) -> None:
         oldest = min(self.impressions.values(), key=lambda p: (p.ts, p.impression_id))

@@ -34,11 +34,24 @@ class EngineConfig:
     max_pending_impressions: int = 200_000
     max_pending_clicks_per_user: int = 5
     hash_bits: int = 18
-    learning_rate: float = 0.005
-    intercept_learning_rate: float = 0.02
-    l2: float = 1e-5
+    # Click / conversion models (online_models/models.py, learner.py): AdaGrad step
+    # size and L2 of the weights; the offset is the running base rate, whose prior
+    # (2 pseudo-labels) only matters for the first few labels.
+    learning_rate: float = 0.05
+    l2: float = 1e-4
     click_prior: float = 0.03  # starting click-through rate of a new model
     conversion_prior: float = 0.1  # starting conversion rate after a click
+    base_rate_horizon: int = 200_000  # labels over which the base rate follows drift
+    # 1: learn each click at once as a fake negative, importance-weighted (delayed
+    # conversions); 0: wait out the conversion window for negatives.
+    fake_negatives: int = 1
+    # Health gate: over the last ~gate_window labels a model must beat the running
+    # base-rate constant and be calibrated within [low, high], else bids ignore it.
+    model_gate: int = 1  # 0: bids always use the models (comparisons, tests)
+    gate_window: int = 5000
+    gate_min_positives: float = 30.0
+    gate_calibration_low: float = 0.8
+    gate_calibration_high: float = 1.25
     segments: int = 4
     top_k: int = 10
     rec_interval_ms: int = 30_000

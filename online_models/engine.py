@@ -28,11 +28,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from online_models.attribution import Attribution, Label
+from online_models.attribution import Attribution, Label, Pending
 from online_models.bidding import clip_multiplier
 from online_models.config import EngineConfig
 from online_models.events import AdImpression, Campaign, ClickEvent, InputEvent, OrderEvent
-from online_models.features import impression_features
+from online_models.features import feature_name, impression_features
 from online_models.knowledge import (
     BidValue,
     BuyerRfm,
@@ -43,7 +43,14 @@ from online_models.knowledge import (
     Transition,
     Update,
 )
-from online_models.outputs import BidAdjustment, Output, Recommendation, RecommendedItem, stable_id
+from online_models.outputs import (
+    BidAdjustment,
+    FeatureContribution,
+    Output,
+    Recommendation,
+    RecommendedItem,
+    stable_id,
+)
 from online_models.profile import apply_click, apply_impression, apply_order
 from online_models.state import UserState, already_applied, record_applied
 
@@ -54,6 +61,7 @@ BID_TRIGGERS = frozenset({"ad_click", "add_to_cart", "click", "wishlist"})
 ITEM_WEIGHTS = {"view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0}
 ORDER_ITEM_WEIGHT = 5.0
 REC_TIMES_KEPT = 4
+TOP_FEATURES = 3  # feature contributions named in each bid adjustment
 
 
 class Result:
@@ -129,7 +137,9 @@ class PartitionEngine:
             cfg.allowed_lateness_ms,
             cfg.max_pending_impressions,
             cfg.max_pending_clicks_per_user,
+            on_click=self._clicked,
         )
+        self._opened: list[Pending] = []  # clicks that opened a conversion window now
         # Campaign -> the pacing factor this partition last announced (hysteresis).
         self.pacing_sent: dict[str, float] = {}
         self.activity: OrderedDict[str, int] = OrderedDict()
@@ -188,10 +198,16 @@ class PartitionEngine:
         else:
             labels = self._impression(ev, state, source_id, outputs, updates)
         labels.extend(self.attribution.expire())
+        if self._opened:  # each click's fake negative, as soon as the click is known
+            updates.extend(
+                Example("clicked", False, c.x, c.campaign_id, ev.ts) for c in self._opened
+            )
+            self._opened.clear()
         # Stamped with this event's time, when the label became known: a label resolves
         # only once the watermark passes its window, and the delay counts from then.
         updates.extend(
-            Example(lb.kind, lb.y, lb.x, lb.campaign_id, ev.ts, lb.revenue) for lb in labels
+            Example(lb.kind, lb.y, lb.x, lb.campaign_id, ev.ts, lb.revenue, lb.p)
+            for lb in labels
         )
         if reprice and state.campaigns:
             self._bid(state, ev.ts, source_id, outputs, updates)
@@ -216,6 +232,12 @@ class PartitionEngine:
             self._future_run = 0  # every recent event is "ahead": the history jumped
             return False
         return True
+
+    def _clicked(self, click: Pending) -> None:
+        """A click opened a conversion window: remember the conversion prediction made
+        now (its final label is scored against it) and emit its fake negative."""
+        click.p = self.knowledge.models.conversion.predict_one(click.x)
+        self._opened.append(click)
 
     # Per event type -------------------------------------------------------------
     def _click(self, ev: ClickEvent, state: UserState, updates: list[Update]) -> list[Label]:
@@ -328,10 +350,14 @@ class PartitionEngine:
     ) -> None:
         p = state.profile
         knowledge = self.knowledge
+        models = knowledge.models
+        gated = models.gated()  # models the health gate keeps out of the value
+        base_click, base_conv = models.base_rates()
         for campaign_id, (last_ts, placement, device, region) in sorted(state.campaigns.items()):
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
                 continue
             campaign = self.campaign(campaign_id)
+            names: dict[str, str] = {}
             x = impression_features(
                 p,
                 campaign,
@@ -339,16 +365,23 @@ class PartitionEngine:
                 {"device": device, "region": region},
                 ts,
                 self.cfg.hash_bits,
+                names,
             )
             p_click, p_conv, revenue = knowledge.predict(x)
-            value = p_click * p_conv * revenue / campaign.target_roas
+            used_click = base_click if "click" in gated else p_click
+            used_conv = base_conv if "conversion" in gated else p_conv
+            value = used_click * used_conv * revenue / campaign.target_roas
             updates.append(BidValue(campaign_id, ts, value))
             average = knowledge.value_average(campaign_id)
             pacing = knowledge.pacing_factor(campaign_id)
-            multiplier = round(
-                clip_multiplier(value, value if average is None else average, campaign) * pacing,
-                6,
-            )
+            if "click" in gated:  # no trusted value: the budget alone decides
+                multiplier = round(pacing, 6)
+            else:
+                multiplier = round(
+                    clip_multiplier(value, value if average is None else average, campaign)
+                    * pacing,
+                    6,
+                )
             previous = state.bids.get(campaign_id)
             if previous is not None and abs(multiplier - previous) <= self.cfg.bid_threshold * max(
                 previous, 0.05
@@ -356,6 +389,10 @@ class PartitionEngine:
                 continue
             state.bids[campaign_id] = multiplier
             cost = knowledge.mean_cost(campaign_id)
+            if "click" in gated:
+                reason = "model_gated"
+            else:
+                reason = "new" if previous is None else "value_moved"
             outputs.append(
                 BidAdjustment(
                     event_id=stable_id("bid", source_id, campaign_id),
@@ -368,7 +405,9 @@ class PartitionEngine:
                     expected_revenue=round(revenue, 4),
                     expected_roas=round(p_click * p_conv * revenue / cost, 6) if cost > 0 else None,
                     pacing_factor=pacing,
-                    reason="new" if previous is None else "value_moved",
+                    reason=reason,
+                    top_features=self._explain(x, names, gated),
+                    gated=sorted(gated),
                     ttl_s=self.cfg.bid_ttl_s,
                     model_version=knowledge.version(),
                     source_event_id=source_id,
@@ -376,6 +415,24 @@ class PartitionEngine:
                     shards=self.cfg.partitions,
                 )
             )
+
+    def _explain(
+        self, x: dict[str, float], names: dict[str, str], gated: Mapping[str, str]
+    ) -> list[FeatureContribution]:
+        """The largest feature contributions (weight x value, in log-odds) of the models
+        whose predictions this bid used."""
+        models = self.knowledge.models
+        found = [
+            (abs(c), name, key, c)
+            for name, model in (("click", models.click), ("conversion", models.conversion))
+            if name not in gated
+            for key, c in model.contributions(x)[:TOP_FEATURES]
+        ]
+        found.sort(key=lambda t: (-t[0], t[1], t[2]))
+        return [
+            FeatureContribution(name, feature_name(key, names), round(c, 4))
+            for _, name, key, c in found[:TOP_FEATURES]
+        ]
 
     def _announce_pacing(
         self, campaign: Campaign, ts: int, source_id: str, outputs: list[Output]

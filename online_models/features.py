@@ -4,6 +4,16 @@ Categorical values and their crosses are hashed into a fixed space (`2**bits`
 names), so model size stays bounded however many campaigns or regions appear.
 Hashing uses CRC32, which, unlike Python's `hash`, is the same in every process.
 
+What the true click model of a market depends on can be expressed: campaign,
+placement, device and region one-hots, campaign x placement, and the user's interest
+in the campaign's category (`ad_affinity`, `ad_is_top`, campaign x top category).
+The models learn by AdaGrad (`online_models.models`), so one-hots (0/1) and the few
+dense features (scaled to about 0..5) need no further scaling.
+
+Bid explanations need readable names: pass `names` and it receives, for each hashed
+feature of this example, the name it was built from (bounded by the example, and
+the same in every process, unlike a global map of names seen).
+
 >>> c = Campaign(campaign_id="c1", category="shoes")
 >>> x = impression_features(Profile(user_id="u"), c, "top", {"device": "ios"}, 0, bits=18)
 >>> sorted(k for k in x if not k.startswith("h"))  # doctest: +NORMALIZE_WHITESPACE
@@ -11,10 +21,17 @@ Hashing uses CRC32, which, unlike Python's `hash`, is the same in every process.
  'tod_cos', 'tod_sin', 'views']
 >>> len([k for k in x if k.startswith("h")])
 8
+>>> names = {}
+>>> x = impression_features(Profile(user_id="u"), c, "top", {"device": "ios"}, 0, 18, names)
+>>> sorted(names.values())[:3]
+['campaign=c1', 'campaign=c1 & device=ios', 'campaign=c1 & placement=top']
+>>> feature_name("ad_affinity", names)
+"interest in the campaign's category"
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Mapping
@@ -25,8 +42,44 @@ from online_models.profile import Profile
 DAY_MS = 86_400_000
 
 
+DENSE_NAMES = {
+    "bias": "bias",
+    "ad_affinity": "interest in the campaign's category",
+    "ad_is_top": "campaign's category is the user's top",
+    "ctr": "user's click-through rate",
+    "log_imps": "ads the user has seen",
+    "views": "user's recent views",
+    "carts": "user's recent add-to-carts",
+    "orders": "user's orders",
+    "monetary": "user's spend",
+    "tod_sin": "time of day (sine)",
+    "tod_cos": "time of day (cosine)",
+}
+# Readable form of the parts of a hashed feature's name.
+_PARTS = {"c": "campaign", "p": "placement", "d": "device", "r": "region",
+          "top": "top_category", "seg": "segment"}  # fmt: skip
+
+
+# Pure functions of a few thousand distinct names (campaigns x placements x ...), so
+# a bounded cache saves most of their cost on every impression and bid.
+@functools.lru_cache(maxsize=65_536)
 def hashed(name: str, bits: int) -> str:
     return f"h{zlib.crc32(name.encode()) & ((1 << bits) - 1)}"
+
+
+@functools.lru_cache(maxsize=16_384)
+def readable(name: str) -> str:
+    """'c=c1|p=top' -> 'campaign=c1 & placement=top'."""
+    out = []
+    for part in name.split("|"):
+        key, _, value = part.partition("=")
+        out.append(f"{_PARTS.get(key, key)}={value}")
+    return " & ".join(out)
+
+
+def feature_name(key: str, names: Mapping[str, str]) -> str:
+    """The readable name of a feature key of an example built with `names`."""
+    return names.get(key) or DENSE_NAMES.get(key, key)
 
 
 def impression_features(
@@ -36,6 +89,7 @@ def impression_features(
     context: Mapping[str, object],
     ts: int,
     bits: int,
+    names: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """What is known when an impression is served: user history, campaign, context."""
     campaign_id = campaign.campaign_id
@@ -73,5 +127,8 @@ def impression_features(
         f"c={campaign_id}|seg={p.segment}",
         f"c={campaign_id}|d={device}",
     ):
-        x[hashed(name, bits)] = 1.0
+        key = hashed(name, bits)
+        x[key] = 1.0
+        if names is not None:
+            names[key] = readable(name)
     return x

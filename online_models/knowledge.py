@@ -48,7 +48,7 @@ from online_models.outputs import RecommendedItem
 from online_models.recommend import Recommender
 from online_models.segments import Segmenter
 
-UPDATES_VERSION = 1
+UPDATES_VERSION = 2
 
 
 class ItemSeen(msgspec.Struct, array_like=True, frozen=True, tag="item", gc=False):
@@ -73,14 +73,19 @@ class Transition(msgspec.Struct, array_like=True, frozen=True, tag="next", gc=Fa
 
 class Example(msgspec.Struct, array_like=True, frozen=True, tag="label", gc=False):
     """A labelled example for the click or conversion (and revenue) model; `ts` is the
-    event time at which the user side resolved it (the watermark passed its window)."""
+    event time at which the user side resolved it (the watermark passed its window).
 
-    kind: str  # "click" | "conversion"
+    Kind "clicked" announces a conversion window opened by a click (learned at once as
+    a fake negative, see `online_models.learner`); a "conversion" label carries `p`,
+    the conversion prediction made when its click happened (-1: unknown)."""
+
+    kind: str  # "click" | "clicked" | "conversion"
     y: bool
     x: dict[str, float]
     campaign_id: str
     ts: int
     revenue: float = 0.0
+    p: float = -1.0
 
 
 class Spend(msgspec.Struct, array_like=True, frozen=True, tag="spend", gc=False):
@@ -151,7 +156,13 @@ class SharedKnowledge:
             cfg.l2,
             cfg.click_prior,
             cfg.conversion_prior,
-            cfg.intercept_learning_rate,
+            horizon=cfg.base_rate_horizon,
+            fake_negatives=bool(cfg.fake_negatives),
+            gate=bool(cfg.model_gate),
+            gate_window=cfg.gate_window,
+            gate_min_positives=cfg.gate_min_positives,
+            gate_low=cfg.gate_calibration_low,
+            gate_high=cfg.gate_calibration_high,
         )
         self.segmenter = Segmenter(cfg.segments)
         # Campaign-wide: the whole daily budget against the spend of every partition.
@@ -194,7 +205,7 @@ class SharedKnowledge:
             elif isinstance(u, ItemSeen):
                 rec.observe_item(u.item, u.category, u.ts, u.weight)
             elif isinstance(u, Example):
-                models.learn_one(u.kind, u.x, u.y, u.revenue)
+                models.learn_one(u.kind, u.x, u.y, u.revenue, u.p)
             elif isinstance(u, Spend):
                 self.costs.update(u.campaign_id, u.cost)
                 self.pacer.spend(self.campaign(u.campaign_id), u.cost, u.ts)

@@ -1,7 +1,8 @@
-"""Online models on River, speaking `predict_one`/`learn_one` on plain dicts, with
-state that round-trips through JSON (never pickle).
+"""Online models speaking `predict_one`/`learn_one` on plain dicts, with state that
+round-trips through JSON (never pickle): a logistic regression for click and
+conversion probabilities, and River's linear regression for revenue.
 
->>> m = OnlineLogistic(learning_rate=0.5, intercept_lr=0.5)
+>>> m = OnlineLogistic(learning_rate=0.5, prior=0.5)
 >>> for _ in range(200):
 ...     m.learn_one({"bias_up": 1.0}, True)
 ...     m.learn_one({"bias_down": 1.0}, False)
@@ -19,62 +20,120 @@ from typing import Any
 
 from river import linear_model, optim
 
+from online_models.evaluation import RunningRate
+
 MAX_LOG_REVENUE = 15.0  # about 3.3M: a ceiling that keeps one outlier from diverging SGD
+MAX_MARGIN = 30.0
+LOGISTIC_FAMILY = "offset-adagrad-1"
+# AdaGrad's starting sum of squared gradients. Plain AdaGrad (0) takes a full
+# `learning_rate` step on a feature's first gradient however small it is: before the
+# first click, hundreds of negatives (gradient ~ the base rate) would each move the
+# ever-present features by a full step and a young model would underpredict ~2x.
+G2_INIT = 1.0
+
+
+def sigmoid(z: float) -> float:
+    z = min(max(z, -MAX_MARGIN), MAX_MARGIN)
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
 
 
 class OnlineLogistic:
-    """Logistic regression for click and conversion probabilities.
+    """Logistic regression on top of the running base rate:
+    p(x) = sigmoid(logit(base rate) + sum_j w_j x_j).
 
-    The intercept starts at the logit of a prior rate and learns faster than the
-    weights: rare positives otherwise make a young model badly calibrated.
+    The offset is the rate of positives learned so far (`RunningRate`, a weak prior in
+    front), not a learned intercept: a young model predicts the observed base rate from
+    its first labels instead of its prior, so it is calibrated from the start and no
+    worse than the running base-rate constant until its weights have learned
+    something. The weights only learn how examples differ from the base rate.
+
+    Weights learn by AdaGrad (a step of `learning_rate` / sqrt(`G2_INIT` + sum of
+    squared gradients) per feature): rare one-hot features (a campaign, a placement) keep
+    large steps while ever-present ones (bias, time of day) settle, so no feature
+    scaling or learning-rate schedule has to be tuned per dataset. L2 shrinks the
+    weights of the features present in each example (sparse, so a step costs the
+    size of the example, not of the model). `learn_one` takes an importance weight
+    (delayed-feedback correction of the conversion model, `online_models.learner`).
     """
 
     def __init__(
         self,
-        learning_rate: float = 0.005,
-        l2: float = 1e-5,
+        learning_rate: float = 0.05,
+        l2: float = 1e-4,
         prior: float = 0.5,
-        intercept_lr: float = 0.02,
+        horizon: int = 200_000,
     ) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
         self.prior = prior
-        self.intercept_lr = intercept_lr
-        self.model = linear_model.LogisticRegression(
-            optimizer=optim.SGD(learning_rate),
-            l2=l2,
-            intercept_lr=intercept_lr,
-            intercept_init=math.log(prior / (1 - prior)),
-        )
+        self.rate = RunningRate(prior, horizon=horizon)
+        self.weights: dict[str, float] = {}
+        self.g2: dict[str, float] = {}
         self.n_learned = 0
 
-    def predict_one(self, x: dict[str, float]) -> float:
-        return float(self.model.predict_proba_one(x)[True])
+    @property
+    def offset(self) -> float:
+        return logit(self.rate.value)
 
-    def learn_one(self, x: dict[str, float], y: bool) -> None:
-        self.model.learn_one(x, y)
+    def margin(self, x: dict[str, float]) -> float:
+        """Log-odds of x relative to the base rate (0: x is an average example)."""
+        w = self.weights
+        return sum(w[k] * v for k, v in x.items() if k in w)
+
+    def predict_one(self, x: dict[str, float]) -> float:
+        return sigmoid(self.offset + self.margin(x))
+
+    def learn_one(
+        self, x: dict[str, float], y: bool, weight: float = 1.0, trial: bool = True
+    ) -> None:
+        """One AdaGrad step on the weighted log-loss, then count the label in the base
+        rate (`trial=False`: a late positive of an example already counted)."""
+        g = (self.predict_one(x) - (1.0 if y else 0.0)) * weight
+        if g:
+            w, g2, lr, l2 = self.weights, self.g2, self.learning_rate, self.l2
+            for k, v in x.items():
+                if not v:
+                    continue
+                wk = w.get(k, 0.0)
+                gk = g * v + l2 * wk
+                acc = g2.get(k, G2_INIT) + gk * gk
+                g2[k] = acc
+                w[k] = wk - lr * gk / math.sqrt(acc + 1e-12)
+        self.rate.observe(y, trial)
         self.n_learned += 1
+
+    def contributions(self, x: dict[str, float]) -> list[tuple[str, float]]:
+        """(feature, weight x value) of x's features, largest effect first."""
+        w = self.weights
+        out = [(k, w[k] * v) for k, v in x.items() if k in w and w[k] * v]
+        out.sort(key=lambda kv: (-abs(kv[1]), kv[0]))
+        return out
 
     def to_state(self) -> dict[str, Any]:
         return {
+            "family": LOGISTIC_FAMILY,
             "learning_rate": self.learning_rate,
             "l2": self.l2,
             "prior": self.prior,
-            "intercept_lr": self.intercept_lr,
+            "rate": self.rate.to_state(),
             "n_learned": self.n_learned,
-            **_fitted(self.model),
+            "weights": self.weights,
+            "g2": self.g2,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> OnlineLogistic:
-        m = cls(
-            float(state["learning_rate"]),
-            float(state["l2"]),
-            float(state["prior"]),
-            float(state["intercept_lr"]),
-        )
-        _restore(m.model, state)
+        if state.get("family") != LOGISTIC_FAMILY:
+            raise ValueError(f"logistic model family {state.get('family')!r} is not readable")
+        m = cls(float(state["learning_rate"]), float(state["l2"]), float(state["prior"]))
+        m.rate = RunningRate.from_state(state["rate"])
         m.n_learned = int(state["n_learned"])
+        m.weights = {str(k): float(v) for k, v in state["weights"].items()}
+        m.g2 = {str(k): float(v) for k, v in state["g2"].items()}
         return m
 
 

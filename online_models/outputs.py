@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import msgspec
 
 SCHEMA_VERSION = 1
+# bid-adjustments v2 (issue 11): `top_features` and `gated` explain each adjustment.
+BID_SCHEMA_VERSION = 2
 
 
 def stable_id(*parts: str) -> str:
@@ -51,8 +53,24 @@ class Recommendation(msgspec.Struct, kw_only=True, gc=False):
     schema_version: int = SCHEMA_VERSION
 
 
+class FeatureContribution(msgspec.Struct, gc=False):
+    """One feature's share of a model's log-odds for this bid: weight x value, relative
+    to the model's base rate (positive: raises the predicted probability)."""
+
+    model: str  # "click" | "conversion"
+    feature: str  # readable, e.g. "campaign=c1 & placement=top"
+    contribution: float
+
+
 class BidAdjustment(msgspec.Struct, kw_only=True, gc=False):
-    """Topic `bid-adjustments`, keyed by user_id (campaign_id for campaign-wide pacing)."""
+    """Topic `bid-adjustments`, keyed by user_id (campaign_id for campaign-wide pacing).
+
+    Why a per-user multiplier is what it is: `p_click`, `p_conversion` and
+    `expected_revenue` (the value), `pacing_factor` (the budget), `top_features` (the
+    three largest feature contributions behind the probabilities) and `gated` (models
+    the health gate kept out of the value: their base rate was used instead; with the
+    click model gated the multiplier is the pacing factor alone, reason
+    `model_gated`)."""
 
     event_id: str
     ts: int
@@ -65,6 +83,8 @@ class BidAdjustment(msgspec.Struct, kw_only=True, gc=False):
     expected_roas: float | None
     pacing_factor: float
     reason: str
+    top_features: list[FeatureContribution] = msgspec.field(default_factory=list)
+    gated: list[str] = msgspec.field(default_factory=list)
     ttl_s: int
     model_version: str
     source_event_id: str
@@ -73,7 +93,7 @@ class BidAdjustment(msgspec.Struct, kw_only=True, gc=False):
     # campaign-wide pacing factor; a bidder applies the newest one, whatever its shard.
     shard: int
     shards: int
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = BID_SCHEMA_VERSION
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):

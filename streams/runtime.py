@@ -418,7 +418,7 @@ class Runtime:
                 "updates_applied": k.applied,
                 "updates_pending": len(k.pending),
                 "clock": k.clock,
-                "click_weights": len(models.click.model._weights.to_dict()),
+                "click_weights": len(models.click.weights),
                 "learned": {
                     "click": models.click.n_learned,
                     "conversion": models.conversion.n_learned,

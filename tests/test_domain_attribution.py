@@ -169,17 +169,34 @@ def test_click_already_behind_watermark_without_impression_is_counted_late() -> 
 
 def test_conversion_is_last_touch_with_revenue() -> None:
     """Two clicks then an order: once the watermark passes the order, the conversion is
-    attributed to the later click (last touch) with the order's revenue and time; the
-    earlier click stays open."""
+    credited (`converted`) to the later click (last touch) with the order's revenue and
+    time; the earlier click stays open, and each click's final `conversion` label comes
+    when its own window closes."""
     a = attribution()
     imp(a, "i1", 0)
     imp(a, "i2", 10)
     clk(a, "i1", 20)
     clk(a, "i2", 30)
     assert buy(a, 500, 80.0) == []  # held: a click read late could still be the last touch
-    labels = [lb for lb in tick(a, 511) if lb.kind == "conversion"]  # watermark 501 > 500
-    assert s(labels) == [("conversion", True, "i2", 500, 80.0)]
-    assert [c.impression_id for c in a.clicks["u"]] == ["i1"]
+    labels = [lb for lb in tick(a, 511) if lb.kind.startswith("conv")]  # watermark 501 > 500
+    assert s(labels) == [("converted", True, "i2", 500, 80.0)]
+    assert [(c.impression_id, c.converted) for c in a.clicks["u"]] == [("i1", False), ("i2", True)]
+    assert s(tick(a, 1035)) == [("conversion", False, "i1", 1020, 0.0)]
+    assert s(tick(a, 1041)) == [("conversion", True, "i2", 1030, 0.0)]
+    assert a.clicks == {}
+
+
+def test_a_click_converts_once() -> None:
+    """A second order inside the window goes to an earlier, unconverted click (or to
+    none): one click is one conversion."""
+    a = attribution()
+    imp(a, "i1", 0)
+    clk(a, "i1", 20)
+    buy(a, 300, 10.0)
+    buy(a, 400, 20.0)
+    labels = tick(a, 2000)
+    assert [lb.kind for lb in labels].count("converted") == 1
+    assert ("conversion", True, "i1", 1020, 0.0) in s(labels)
 
 
 def test_order_outside_conversion_window_is_not_attributed() -> None:
@@ -212,7 +229,7 @@ def test_order_before_click_within_lateness_is_attributed() -> None:
     assert a.orders == {"u": [(30, 50.0)]}
     assert clk(a, "i1", 25) == []
     labels = tick(a, 500)
-    assert ("conversion", True, "i1", 30, 50.0) in s(labels)
+    assert ("converted", True, "i1", 30, 50.0) in s(labels)
     assert ("click", True, "i1", 100, 0.0) in s(labels)  # the click label is still produced
     assert a.orders == {}
 
@@ -290,13 +307,15 @@ def test_state_round_trip_preserves_future_labels() -> None:
     b.load_state(state)
     assert orjson.dumps(b.to_state()) == orjson.dumps(state)
     expected = [  # in the order the watermark passes them
-        ("conversion", True, "iw", 312, 25.0),
+        ("converted", True, "iw", 312, 25.0),
         ("click", True, "iw", 380, 0.0),
         ("click", False, "i2", 390, 0.0),
         ("click", True, "i3", 400, 0.0),
-        ("conversion", True, "iv", 800, 40.0),
+        ("converted", True, "iv", 800, 40.0),
         ("conversion", False, "i1", 1050, 0.0),
-        ("conversion", False, "i3", 1302, 0.0),
+        ("conversion", False, "i3", 1302, 0.0),  # u's windows close together at 1050
+        ("conversion", True, "iv", 1070, 0.0),
+        ("conversion", True, "iw", 1306, 0.0),
     ]
     assert _continue(b) == expected
     assert _continue(a) == expected
@@ -325,5 +344,5 @@ def test_last_touch_holds_when_the_last_click_arrives_late() -> None:
         return sorted(s(out))
 
     in_time_order = labels(order_first=False)
-    assert ("conversion", True, "i2", 30, 50.0) in in_time_order
+    assert ("converted", True, "i2", 30, 50.0) in in_time_order
     assert labels(order_first=True) == in_time_order

@@ -19,6 +19,7 @@ from online_models.knowledge import (
     ItemSeen,
     SharedKnowledge,
     Spend,
+    UPDATES_VERSION,
     Transition,
     decode_updates,
     encode_updates,
@@ -44,7 +45,7 @@ def test_updates_travel_as_versioned_json_arrays() -> None:
     ups = every_kind()
     raw = encode_updates(ups)
     doc = orjson.loads(raw)
-    assert doc["v"] == 1 and [u[0] for u in doc["updates"]] == [
+    assert doc["v"] == UPDATES_VERSION and [u[0] for u in doc["updates"]] == [
         "item", "next", "label", "spend", "value", "rfm"
     ]  # fmt: skip
     assert decode_updates(raw) == ups
