@@ -45,6 +45,12 @@ def _models_over_time(ax: Any, r: dict[str, Any]) -> None:
     for model, style in (("click", "-"), ("conversion", "--")):
         ax.plot(x, [b[model]["auc"] for b in rows], style, label=f"{model} AUC")
         ax.plot(x, [b[model]["logloss"] for b in rows], style, label=f"{model} log-loss")
+        ax.plot(
+            x,
+            [b[model].get("constant_logloss") for b in rows],
+            ":",
+            label=f"{model} log-loss of the running base rate",
+        )
     ax.set_xlabel("hours since start (bucket start)")
     ax.set_title("Progressive validation per time bucket")
     ax.legend(fontsize=7)
@@ -112,7 +118,13 @@ def write_html(path: Path, report: dict[str, Any]) -> None:
     for name in ("events_by_topic", "invalid_by_reason", "outputs_by_topic"):
         sections.append(f"<h3>{name}</h3>{_table(counts[name])}")
     for model in ("click", "conversion"):
-        sections.append(f"<h3>{model} model</h3>{_table(report['models'][model])}")
+        m = report["models"][model]
+        gate = m.get("gated")
+        sections.append(
+            f"<h3>{model} model</h3>{_table(m)}"
+            f"<h4>recent window (gate: {html.escape(gate or 'open')})</h4>"
+            f"{_table(m.get('recent') or {})}"
+        )
     recs = report["recommendations"]
     sections.append(
         f"<h3>recommendations</h3>{_table(recs)}<h4>model</h4>"

@@ -119,8 +119,18 @@ def model_section(
     scores = merged_scores(knowledges)
     revenue = [k.models.revenue_score for k in knowledges]
     n = sum(r.n for r in revenue)
+    gated: dict[str, str] = {}
+    for k in knowledges:  # a model gated in any knowledge is reported gated
+        gated.update(k.models.gated())
     return {
-        **{m: {**scores[m].summary(), "calibration_curve": scores[m].curve()} for m in MODELS},
+        **{
+            m: {
+                **scores[m].summary(),
+                "gated": gated.get(m),
+                "calibration_curve": scores[m].curve(),
+            }
+            for m in MODELS
+        },
         "revenue": {
             "n": n,
             "mae": sum(r.abs_sum for r in revenue) / n if n else None,

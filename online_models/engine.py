@@ -206,8 +206,7 @@ class PartitionEngine:
         # Stamped with this event's time, when the label became known: a label resolves
         # only once the watermark passes its window, and the delay counts from then.
         updates.extend(
-            Example(lb.kind, lb.y, lb.x, lb.campaign_id, ev.ts, lb.revenue, lb.p)
-            for lb in labels
+            Example(lb.kind, lb.y, lb.x, lb.campaign_id, ev.ts, lb.revenue, lb.p) for lb in labels
         )
         if reprice and state.campaigns:
             self._bid(state, ev.ts, source_id, outputs, updates)

@@ -174,7 +174,7 @@ class BinaryScore:
         >>> s.health(1, 0.8, 1.25)     # no better than the constant
         'not_better_than_constant'
         """
-        n, loss, const, p, y = self.recent
+        _, loss, const, p, y = self.recent
         if y < min_positives:
             return "too_few_positives"
         if not loss < const:

@@ -55,6 +55,27 @@ DENSE_NAMES = {
     "tod_sin": "time of day (sine)",
     "tod_cos": "time of day (cosine)",
 }
+# How fast the click / conversion models learn each feature, as a multiple of the
+# learning rate (hashed one-hots: 1). Measured on the known-model market, the
+# synthetic stream and Open Bandit (docs/architecture.md, "Models"): interest in the
+# advertised category is the strongest signal of a user and needs a fast rate to be
+# learned from the few positives of a young model; the ever-present history features
+# (activity, spend, time of day) each take a small step on every label, and at the full
+# rate their noise costs more log-loss than they earn; `bias` is not learned at all,
+# the model's offset (the running base rate) is its intercept.
+LEARNING_RATE_SCALE = {
+    "bias": 0.0,
+    "ad_affinity": 10.0,
+    "ad_is_top": 10.0,
+    "ctr": 0.3,
+    "log_imps": 0.3,
+    "views": 0.3,
+    "carts": 0.3,
+    "orders": 0.3,
+    "monetary": 0.3,
+    "tod_sin": 0.3,
+    "tod_cos": 0.3,
+}
 # Readable form of the parts of a hashed feature's name.
 _PARTS = {"c": "campaign", "p": "placement", "d": "device", "r": "region",
           "top": "top_category", "seg": "segment"}  # fmt: skip

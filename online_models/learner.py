@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from online_models.evaluation import WINDOW, BinaryScore, RegressionScore, RunningRate
+from online_models.features import LEARNING_RATE_SCALE
 from online_models.models import OnlineLogistic, OnlineRevenue
 
 MODEL_FAMILY = "lr2"
@@ -55,8 +56,10 @@ class Models:
         gate_low: float = 0.8,
         gate_high: float = 1.25,
     ) -> None:
-        self.click = OnlineLogistic(learning_rate, l2, click_prior, horizon)
-        self.conversion = OnlineLogistic(learning_rate, l2, conversion_prior, horizon)
+        self.click = OnlineLogistic(learning_rate, l2, click_prior, horizon, LEARNING_RATE_SCALE)
+        self.conversion = OnlineLogistic(
+            learning_rate, l2, conversion_prior, horizon, LEARNING_RATE_SCALE
+        )
         self.revenue = OnlineRevenue()
         self.fake_negatives = fake_negatives
         # Conversions per click, counting each when it happens: the conversion
@@ -152,8 +155,8 @@ class Models:
     def load_state(self, s: dict[str, Any]) -> None:
         if s.get("family") != MODEL_FAMILY:
             raise ValueError(f"models of family {s.get('family')!r} cannot be restored")
-        self.click = OnlineLogistic.from_state(s["click"])
-        self.conversion = OnlineLogistic.from_state(s["conversion"])
+        self.click = OnlineLogistic.from_state(s["click"], LEARNING_RATE_SCALE)
+        self.conversion = OnlineLogistic.from_state(s["conversion"], LEARNING_RATE_SCALE)
         self.conversion_rate = RunningRate.from_state(s["conversion_rate"])
         self.revenue = OnlineRevenue.from_state(s["revenue"])
         self.click_score = BinaryScore.from_state(s["click_score"])

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from river import linear_model, optim
@@ -56,8 +57,10 @@ class OnlineLogistic:
     large steps while ever-present ones (bias, time of day) settle, so no feature
     scaling or learning-rate schedule has to be tuned per dataset. L2 shrinks the
     weights of the features present in each example (sparse, so a step costs the
-    size of the example, not of the model). `learn_one` takes an importance weight
-    (delayed-feedback correction of the conversion model, `online_models.learner`).
+    size of the example, not of the model). `scale` multiplies the step per feature
+    (`online_models.features.LEARNING_RATE_SCALE`: what evidence each kind of feature
+    needs). `learn_one` takes an importance weight (delayed-feedback correction of the
+    conversion model, `online_models.learner`).
     """
 
     def __init__(
@@ -66,8 +69,11 @@ class OnlineLogistic:
         l2: float = 1e-4,
         prior: float = 0.5,
         horizon: int = 200_000,
+        scale: Mapping[str, float] | None = None,
     ) -> None:
         self.learning_rate = learning_rate
+        # Per-feature multiple of the learning rate (missing: 1; 0: not learned).
+        self.scale: Mapping[str, float] = scale if scale is not None else {}
         self.l2 = l2
         self.prior = prior
         self.rate = RunningRate(prior, horizon=horizon)
@@ -94,15 +100,16 @@ class OnlineLogistic:
         rate (`trial=False`: a late positive of an example already counted)."""
         g = (self.predict_one(x) - (1.0 if y else 0.0)) * weight
         if g:
-            w, g2, lr, l2 = self.weights, self.g2, self.learning_rate, self.l2
+            w, g2, lr, l2, scale = self.weights, self.g2, self.learning_rate, self.l2, self.scale
             for k, v in x.items():
-                if not v:
+                step = scale.get(k, 1.0) * lr
+                if not v or not step:
                     continue
                 wk = w.get(k, 0.0)
                 gk = g * v + l2 * wk
                 acc = g2.get(k, G2_INIT) + gk * gk
                 g2[k] = acc
-                w[k] = wk - lr * gk / math.sqrt(acc + 1e-12)
+                w[k] = wk - step * gk / math.sqrt(acc)
         self.rate.observe(y, trial)
         self.n_learned += 1
 
@@ -126,10 +133,13 @@ class OnlineLogistic:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> OnlineLogistic:
+    def from_state(
+        cls, state: dict[str, Any], scale: Mapping[str, float] | None = None
+    ) -> OnlineLogistic:
         if state.get("family") != LOGISTIC_FAMILY:
             raise ValueError(f"logistic model family {state.get('family')!r} is not readable")
         m = cls(float(state["learning_rate"]), float(state["l2"]), float(state["prior"]))
+        m.scale = scale if scale is not None else {}
         m.rate = RunningRate.from_state(state["rate"])
         m.n_learned = int(state["n_learned"])
         m.weights = {str(k): float(v) for k, v in state["weights"].items()}

@@ -13,13 +13,13 @@ from online_models.config import EngineConfig
 from online_models.decode import decode_dict
 from online_models.events import Campaign
 from online_models.knowledge import (
+    UPDATES_VERSION,
     BidValue,
     BuyerRfm,
     Example,
     ItemSeen,
     SharedKnowledge,
     Spend,
-    UPDATES_VERSION,
     Transition,
     decode_updates,
     encode_updates,
