@@ -8,6 +8,9 @@
 (['a.jsonl'], 'out', 4, 5, False)
 >>> parser.parse_args(["produce", "a.jsonl", "--speed", "max"]).speed
 inf
+>>> t = parser.parse_args(["truth-stream", "-o", "e.jsonl.gz", "--truth", "t.json", "--days", "2"])
+>>> t.output, t.truth, t.days, t.users
+('e.jsonl.gz', 't.json', 2, None)
 >>> send_delay(1_000, 11_000, 10.0), send_delay(1_000, 11_000, float("inf"))
 (1.0, 0.0)
 """
@@ -114,6 +117,21 @@ def add_backtest_parsers(sub: Any) -> None:
     sp.add_argument("--out", required=True, metavar="OUT")
     sp.add_argument("--test-days", type=float, default=1.0)
     sp.set_defaults(func=_split)
+    tp = sub.add_parser(
+        "truth-stream",
+        help="write the known-model market (events + true probabilities)",
+        description="Write a synthetic market whose clicks and conversions follow a "
+        "known logistic model (backtest/truth.py): the events as the replay reads them "
+        "(campaigns with their budgets first) and, in --truth, each impression's true "
+        "P(click) and P(conversion | click) and the campaign budgets. Replay the events "
+        "and compare what the engine learned with the truth; see docs/backtesting.md.",
+    )
+    tp.add_argument("-o", "--output", required=True, metavar="EVENTS", help=".jsonl(.gz)")
+    tp.add_argument("--truth", required=True, metavar="JSON", help="true probabilities")
+    tp.add_argument("--users", type=_positive_int, default=None, help="default 3000")
+    tp.add_argument("--days", type=_positive_int, default=None, help="default 4")
+    tp.add_argument("--seed", type=int, default=None, help="default 1")
+    tp.set_defaults(func=_truth_stream)
     pp = sub.add_parser(
         "produce",
         help="write event files to the input topics",
@@ -159,6 +177,26 @@ def _replay(args: argparse.Namespace) -> int:
     print(
         f"replayed {events} events ({perf['events_per_second']:.0f}/s), invalid {invalid}, "
         f"outputs {counts['outputs_by_topic']} -> {args.report}"
+    )
+    return 0
+
+
+def _truth_stream(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from backtest.truth import TruthParams, generate_truth, write_truth
+
+    params = TruthParams()
+    given = {"n_users": args.users, "days": args.days, "seed": args.seed}
+    params = replace(params, **{k: v for k, v in given.items() if v is not None})
+    stream = generate_truth(params)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.truth).parent.mkdir(parents=True, exist_ok=True)
+    write_truth(stream, args.output, args.truth)
+    n = sum(1 for _ in stream.impressions())
+    print(
+        f"wrote {len(stream.events)} events ({n} impressions, {len(stream.budgets)} "
+        f"campaigns) -> {args.output}; truth -> {args.truth}"
     )
     return 0
 

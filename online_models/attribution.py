@@ -48,11 +48,23 @@ from typing import Any
 class Label:
     """A resolved training example for the click or conversion model."""
 
-    __slots__ = ("campaign_id", "impression_id", "kind", "p", "revenue", "ts", "user_id", "x", "y")
+    __slots__ = (
+        "base",
+        "campaign_id",
+        "impression_id",
+        "kind",
+        "p",
+        "revenue",
+        "ts",
+        "user_id",
+        "x",
+        "y",
+    )
 
     def __init__(self, kind: str, y: bool, pending: Pending, ts: int, revenue: float = 0.0):
         self.kind = kind
         self.p = pending.p
+        self.base = pending.base
         self.y = y
         self.x = pending.x
         self.campaign_id = pending.campaign_id
@@ -64,10 +76,12 @@ class Label:
 
 class Pending:
     """An impression waiting for its click, or a click waiting for an order (`p`: the
-    conversion prediction made when the click happened, -1 if none was made;
-    `converted`: an order was credited to it)."""
+    conversion prediction made when the click happened, -1 if none was made, and
+    `base` the running conversion base rate then; `converted`: an order was credited
+    to it)."""
 
     __slots__ = (
+        "base",
         "campaign_id",
         "clicked",
         "converted",
@@ -90,8 +104,10 @@ class Pending:
         clicked: bool = False,
         p: float = -1.0,
         converted: bool = False,
+        base: float = -1.0,
     ) -> None:
         self.p = p
+        self.base = base
         self.converted = converted
         self.impression_id = impression_id
         self.user_id = user_id
@@ -118,12 +134,13 @@ class Pending:
             self.clicked,
             self.p,
             self.converted,
+            self.base,
         ]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> Pending:
-        # Snapshots before issue 11 have neither p nor converted.
-        p, converted = (float(s[7]), bool(s[8])) if len(s) > 8 else (-1.0, False)
+        # Snapshots before issue 11 have neither p, converted nor base.
+        p, converted, base = (float(s[7]), bool(s[8]), float(s[9])) if len(s) > 9 else (-1, 0, -1)
         return cls(
             str(s[0]),
             str(s[1]),
@@ -132,8 +149,9 @@ class Pending:
             dict(s[4]),
             float(s[5]),
             bool(s[6]),
-            p,
-            converted,
+            float(p),
+            bool(converted),
+            float(base),
         )
 
 

@@ -206,7 +206,8 @@ class PartitionEngine:
         # Stamped with this event's time, when the label became known: a label resolves
         # only once the watermark passes its window, and the delay counts from then.
         updates.extend(
-            Example(lb.kind, lb.y, lb.x, lb.campaign_id, ev.ts, lb.revenue, lb.p) for lb in labels
+            Example(lb.kind, lb.y, lb.x, lb.campaign_id, ev.ts, lb.revenue, lb.p, lb.base)
+            for lb in labels
         )
         if reprice and state.campaigns:
             self._bid(state, ev.ts, source_id, outputs, updates)
@@ -235,7 +236,9 @@ class PartitionEngine:
     def _clicked(self, click: Pending) -> None:
         """A click opened a conversion window: remember the conversion prediction made
         now (its final label is scored against it) and emit its fake negative."""
-        click.p = self.knowledge.models.conversion.predict_one(click.x)
+        models = self.knowledge.models
+        click.p = models.conversion.predict_one(click.x)
+        click.base = models.base_rates()[1]
         self._opened.append(click)
 
     # Per event type -------------------------------------------------------------

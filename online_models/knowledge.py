@@ -77,7 +77,8 @@ class Example(msgspec.Struct, array_like=True, frozen=True, tag="label", gc=Fals
 
     Kind "clicked" announces a conversion window opened by a click (learned at once as
     a fake negative, see `online_models.learner`); a "conversion" label carries `p`,
-    the conversion prediction made when its click happened (-1: unknown)."""
+    the conversion prediction made when its click happened, and `base`, the running
+    conversion base rate then (-1: unknown)."""
 
     kind: str  # "click" | "clicked" | "conversion"
     y: bool
@@ -86,6 +87,7 @@ class Example(msgspec.Struct, array_like=True, frozen=True, tag="label", gc=Fals
     ts: int
     revenue: float = 0.0
     p: float = -1.0
+    base: float = -1.0
 
 
 class Spend(msgspec.Struct, array_like=True, frozen=True, tag="spend", gc=False):
@@ -205,7 +207,7 @@ class SharedKnowledge:
             elif isinstance(u, ItemSeen):
                 rec.observe_item(u.item, u.category, u.ts, u.weight)
             elif isinstance(u, Example):
-                models.learn_one(u.kind, u.x, u.y, u.revenue, u.p)
+                models.learn_one(u.kind, u.x, u.y, u.revenue, u.p, u.base)
             elif isinstance(u, Spend):
                 self.costs.update(u.campaign_id, u.cost)
                 self.pacer.spend(self.campaign(u.campaign_id), u.cost, u.ts)

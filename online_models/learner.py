@@ -71,14 +71,21 @@ class Models:
         self.gate = (gate_min_positives, gate_low, gate_high) if gate else None
 
     def learn_one(
-        self, kind: str, x: dict[str, float], y: bool, revenue: float = 0.0, p: float = -1.0
+        self,
+        kind: str,
+        x: dict[str, float],
+        y: bool,
+        revenue: float = 0.0,
+        p: float = -1.0,
+        base: float = -1.0,
     ) -> None:
         """Score the example with the current model, then learn it.
 
         `kind` is "click" (a click label), "clicked" (a click opened a conversion
         window), "converted" (an order was credited to a click, with its revenue) or
         "conversion" (the click's final label when its window closed; `p` is the
-        conversion prediction made when the click happened, negative if unknown)."""
+        conversion prediction made when the click happened and `base` the running
+        base rate then, the constant it is compared with; negative if unknown)."""
         if kind == "click":
             model = self.click
             self.click_score.update(model.predict_one(x), y, model.rate.value)
@@ -100,7 +107,8 @@ class Models:
             self.revenue.learn_one(x, revenue)
         else:  # the final label: judged here, learned already unless a waited negative
             q = p if p >= 0 else conv.predict_one(x)
-            self.conversion_score.update(q, y, self.conversion_rate.value)
+            c = base if base >= 0 else self.conversion_rate.value
+            self.conversion_score.update(q, y, c)
             if not y and not self.fake_negatives:
                 conv.learn_one(x, False)
 

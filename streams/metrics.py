@@ -103,6 +103,25 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.model_constant_logloss = Gauge(
+            "ecom_model_constant_logloss",
+            "Progressive log-loss of the running base-rate constant on the same labels",
+            ["model"],
+            registry=r,
+        )
+        self.model_recent_logloss = Gauge(
+            "ecom_model_recent_logloss",
+            "Log-loss over the recent window (the health gate's), by predictor",
+            ["model", "predictor"],
+            registry=r,
+        )
+        self.model_gated = Gauge(
+            "ecom_model_gated",
+            "1 while the health gate keeps the model out of bids (not better than the "
+            "running base rate, or miscalibrated, over the recent window)",
+            ["model"],
+            registry=r,
+        )
         self.model_examples = Gauge(
             "ecom_model_examples", "Labelled examples learned so far", ["model"], registry=r
         )

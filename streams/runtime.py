@@ -432,12 +432,21 @@ class Runtime:
         """Model health and sizes of this worker's shared knowledge."""
         m = self.metrics
         k = self.knowledge
+        gated = k.models.gated()
         for name in ("click", "conversion"):
             score: BinaryScore = getattr(k.models, f"{name}_score")
             m.model_examples.labels(name).set(score.n)
+            m.model_gated.labels(name).set(1 if name in gated else 0)
+            recent = score.recent_summary()
+            for predictor in ("model", "constant"):
+                key = "logloss" if predictor == "model" else "constant_logloss"
+                value = recent[key]
+                if value is not None:
+                    m.model_recent_logloss.labels(name, predictor).set(value)
             if score.n:
                 for gauge, value in (
                     (m.model_logloss, score.logloss),
+                    (m.model_constant_logloss, score.constant_logloss),
                     (m.model_auc, score.auc),
                     (m.model_calibration, score.calibration),
                 ):

@@ -76,6 +76,7 @@ REQUIRED_ALERTS = {
     "EcomNoOutputWhileInputFlows",
     "EcomModelAucDrop",
     "EcomModelCalibrationDrift",
+    "EcomModelGated",
     "EcomCampaignPacingOffTarget",
 }
 
