@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +29,7 @@ from online_models.attribution import Label
 from online_models.config import EngineConfig
 from online_models.decode import decode_dict
 from online_models.evaluation import BinaryScore
+from online_models.events import Campaign
 from online_models.runner import Runner
 
 
@@ -67,6 +69,12 @@ class TruthCheck:
         }
 
 
+def _listening(
+    expire: Callable[[], list[Label]], listen: Callable[[list[Label]], list[Label]]
+) -> Callable[[], list[Label]]:
+    return lambda: listen(expire())
+
+
 def run_truth(stream: TruthStream, cfg: EngineConfig | None = None) -> TruthCheck:
     """Feed the stream to a Runner and score what its labels reveal (module docstring)."""
     cfg = cfg or EngineConfig()
@@ -92,12 +100,11 @@ def run_truth(stream: TruthStream, cfg: EngineConfig | None = None) -> TruthChec
         return labels
 
     for engine in runner.engines:
-        expire = engine.attribution.expire
-        engine.attribution.expire = lambda expire=expire: listen(expire())  # type: ignore[method-assign]
+        engine.attribution.expire = _listening(engine.attribution.expire, listen)  # type: ignore[method-assign]
     for topic, raw in stream.events:
         ev = decode_dict(topic, raw)
-        if topic == "campaigns":
-            runner.set_campaign(ev)  # type: ignore[arg-type]
+        if isinstance(ev, Campaign):
+            runner.set_campaign(ev)
         else:
             runner.feed(topic, ev)
     out.progressive = models.summary()

@@ -32,7 +32,10 @@ NOTES = {
     "campaigns": "Compacted, keyed by campaign_id. Unknown campaigns get these defaults.",
     "recommendations": "Keyed by user_id. `event_id` is derived from the source event.",
     "bid-adjustments": "Keyed by user_id, or campaign_id for campaign-wide pacing updates"
-    " (user_id null). Pacing is per shard (partition): see docs.",
+    " (user_id null; every partition announces the same campaign-wide factor). Schema v2:"
+    " a per-user adjustment says why in `top_features` (the 3 largest weight x value"
+    " log-odds contributions, readable names) and `gated` (models kept out of the value;"
+    " reason `model_gated`: the click model is gated, multiplier = pacing_factor).",
     "dead-letter": "Original bytes (utf-8 or base64) with their source position and reason.",
 }
 

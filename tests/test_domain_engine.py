@@ -21,7 +21,6 @@ from typing import Any
 
 import msgspec
 import orjson
-import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as kafka_murmur2
 
@@ -424,31 +423,18 @@ def test_click_model_learns_from_labels() -> None:
     assert 0.5 < score.calibration < 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "model quality gap (issue 11): on generate(800 users, 3 h, seed 5) the one click "
-        "model learned from every partition ranks at progressive AUC 0.488, exactly what a "
-        "single partition reached before the knowledge was shared; the 0.547 of 4 separate "
-        "partition models was noise of the split (16 gave 0.493)"
-    ),
-)
 def test_click_model_ranks_better_than_chance() -> None:
-    """Progressive AUC above 0.5: the model ranks clicks above non-clicks."""
+    """Progressive AUC above 0.5: the model ranks clicks above non-clicks (issue 11: the
+    interest features learn fast enough, and the weak history features slowly enough,
+    on generate(800 users, 3 h, seed 5): AUC 0.535)."""
     score, _ = learned()
     assert score.auc > 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "model quality gap: on generate(800 users, 3 h, seed 5) the click model's "
-        "progressive log-loss (0.1440) is still a hair above the hindsight base-rate "
-        "constant (0.1430); the synthetic signal is weak (best single feature AUC 0.57)"
-    ),
-)
 def test_click_model_beats_constant_predictor() -> None:
     """A model worth deploying must predict clicks better than always predicting the
-    base rate: progressive log-loss below the constant predictor's log-loss."""
+    base rate: progressive log-loss below the constant predictor's log-loss (here the
+    hindsight base rate, stricter than the running one the health gate uses; issue 11:
+    0.1428 against 0.1430, the running constant 0.1442)."""
     score, constant = learned()
     assert score.logloss < constant
