@@ -40,8 +40,7 @@ def measure(work: Path, name: str, fmt: str, sources: list[Path]) -> dict[str, A
     files = []
     for k, src in enumerate(sources):
         out = work / f"{fmt}-{k}.jsonl.gz"
-        if not out.exists():
-            run_import(fmt, [str(src)], str(out))
+        run_import(fmt, [str(src)], str(out))
         files.append(out)
     report = replay(files, work / "report", ReplayOptions())
     row: dict[str, Any] = {"dataset": name, "events": report["counts"]["events_by_topic"]}
@@ -67,7 +66,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, kind, sources in DATASETS:
             if all(s.exists() for s in sources):
-                rows.append(measure(Path(tmp) / kind.replace(" ", ""), name, kind, sources))
+                work = Path(tmp) / name.replace(" ", "_").replace("+", "_")
+                rows.append(measure(work, name, kind, sources))
                 print(f"  done: {name}", file=sys.stderr)
     print("| dataset | model | labels | positives | log-loss | constant | gap | calibration "
           "| AUC | gate |")  # fmt: skip
