@@ -38,6 +38,9 @@ class Settings:
     web_port: int = 6066
     data_dir: str = ".run/worker-data"
     max_message_bytes: int = 64 * 1024
+    # Decoded user states kept in memory (most recently used); the rest are decoded
+    # from the table's bytes when needed. Bounds the worker's memory (streams/state_store.py).
+    state_cache_users: int = 1000
     snapshot_every_events: int = 2000
     snapshot_every_s: float = 10.0
     # A snapshot blocks its worker for a time that grows with the partition's state;
@@ -51,6 +54,8 @@ class Settings:
     # in event time, so fewer events arrive behind the watermark (see architecture.md).
     max_poll_records: int = 200
     log_level: str = "info"
+    # > 0: trace allocations and log their growth every this many seconds (diagnosis)
+    debug_memory_s: float = 0.0
     # 1 on brokers whose ListOffsets(latest) is wrong (the embedded Tansu): see end_offsets.py
     fetch_end_offsets: int = 0
     security_protocol: str = "PLAINTEXT"
@@ -85,6 +90,8 @@ class Settings:
     def check(self) -> None:
         if self.partitions < 1:
             raise SettingsError("ECOM_PARTITIONS must be >= 1")
+        if self.state_cache_users < 1:
+            raise SettingsError("ECOM_STATE_CACHE_USERS must be >= 1")
         if not 0 < self.snapshot_max_share <= 1:
             raise SettingsError("ECOM_SNAPSHOT_MAX_SHARE must be in (0, 1]")
         if self.security_protocol.startswith("SASL") and not (
