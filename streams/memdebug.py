@@ -14,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 TOP = 15
-FRAMES = 6
+FRAMES = 1  # more frames show callers but slow the worker several times over
 
 
 def _type_counts() -> Counter[str]:
@@ -39,8 +39,8 @@ def install_memory_debug(app: Any, every_s: float) -> None:
             log.warning("memory: baseline, %.1f MB traced", traced / 1e6)
             return
         lines = [f"memory: {traced / 1e6:.1f} MB traced; top growth since the baseline:"]
-        for stat in snap.compare_to(base["snap"], "traceback")[:TOP]:
-            where = " <- ".join(f"{f.filename}:{f.lineno}" for f in stat.traceback[:FRAMES])
+        for stat in snap.compare_to(base["snap"], "lineno")[:TOP]:
+            where = " <- ".join(f"{f.filename}:{f.lineno}" for f in stat.traceback)
             lines.append(f"  {stat.size_diff / 1e6:+8.2f} MB {stat.count_diff:+8d} blocks  {where}")
         grown = (counts - base["counts"]).most_common(TOP)
         lines.append("  object counts grown: " + ", ".join(f"{t} +{n}" for t, n in grown))

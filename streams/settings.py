@@ -40,7 +40,7 @@ class Settings:
     max_message_bytes: int = 64 * 1024
     # Decoded user states kept in memory (most recently used); the rest are decoded
     # from the table's bytes when needed. Bounds the worker's memory (streams/state_store.py).
-    state_cache_users: int = 1000
+    state_cache_users: int = 256
     snapshot_every_events: int = 2000
     snapshot_every_s: float = 10.0
     # A snapshot blocks its worker for a time that grows with the partition's state;
