@@ -157,9 +157,7 @@ def test_activity_scales_the_event_rate_of_the_same_population() -> None:
     """A lower activity spreads a population's events over more event time (the soak
     benchmark uses it so that day-long windows close within minutes of a live run)."""
     day = list(generate(n_users=200, duration_s=86_400, seed=3, start_ms=START_MS))
-    quiet = list(
-        generate(n_users=200, duration_s=86_400, seed=3, start_ms=START_MS, activity=0.1)
-    )
+    quiet = list(generate(n_users=200, duration_s=86_400, seed=3, start_ms=START_MS, activity=0.1))
     assert 0.05 < len(quiet) / len(day) < 0.2
     assert {e["user_id"] for _, e in quiet} <= {f"u{u}" for u in range(200)}
     default = generate(n_users=200, duration_s=86_400, seed=3, start_ms=START_MS, activity=1.0)
