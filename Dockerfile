@@ -62,7 +62,7 @@ USER ${APP_UID}:${APP_GID}
 
 EXPOSE 6066
 
-# Liveness only (/healthz answers 200 while the process runs). Readiness (/readyz) is
+# Liveness only (/healthz: 503 while the processing agent crash-loops). Readiness (/readyz) is
 # a rollout/traffic concern and is probed by the orchestrator, not by Docker.
 # The slim image has no curl, so the probe uses the standard library.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

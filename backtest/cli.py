@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -49,7 +50,11 @@ def add_backtest_parsers(sub: Any) -> None:
         help="replay event files through the engine offline",
         description="Replay JSON Lines event files (merged in event time) "
         "through the live engine; write outputs.jsonl.gz, report.json and "
-        "report.html to the report folder. See docs/backtesting.md.",
+        "report.html to the report folder. The engine honours the same ECOM_DOMAIN_<FIELD> "
+        "environment variables as the worker (e.g. ECOM_DOMAIN_TOP_K=20, "
+        "ECOM_DOMAIN_KNOWLEDGE_DELAY_MS=60000; fields of online_models/config.py); "
+        "--partitions, --top-k and --knowledge-delay-ms override them. "
+        "See docs/backtesting.md.",
     )
     rp.add_argument("files", nargs="+", metavar="FILE", help=".jsonl or .jsonl.gz input files")
     rp.add_argument("--report", required=True, metavar="OUT", help="output folder")
@@ -68,9 +73,47 @@ def add_backtest_parsers(sub: Any) -> None:
     rp.add_argument(
         "--limit", type=_positive_int, default=None, metavar="N", help="stop after N input lines"
     )
+    rp.add_argument(
+        "--knowledge-delay-ms",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="event time before a partition's knowledge updates (item transitions, labels, "
+        "spend) become visible to all partitions (default: ECOM_DOMAIN_KNOWLEDGE_DELAY_MS or 0)",
+    )
+    rp.add_argument(
+        "--per-partition-knowledge",
+        action="store_true",
+        help="give each partition its own knowledge instead of one shared (for comparison)",
+    )
+    rp.add_argument(
+        "--evaluate-from",
+        type=int,
+        default=None,
+        metavar="TS",
+        help="judge next-item positions only from this event time (ms), e.g. a test split",
+    )
+    rp.add_argument(
+        "--every-position",
+        action="store_true",
+        help="judge the list served after every item event, not only emitted ones",
+    )
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--no-html", action="store_true", help="skip report.html")
     rp.set_defaults(func=_replay)
+    sp = sub.add_parser(
+        "split-sessions",
+        help="split a session click log by time (last day = test)",
+        description="Split a session-rec click log (SessionId, ItemId, Time; e.g. YOOCHOOSE) "
+        "into OUT/train.txt and OUT/test.txt: sessions ending in the last --test-days are "
+        "test sessions; test clicks on items unseen in training and test sessions left "
+        "shorter than 2 are dropped. OUT/split.json holds the split time (ms) to pass "
+        "to `replay --evaluate-from`. Import both with `import yoochoose`.",
+    )
+    sp.add_argument("source", metavar="SOURCE")
+    sp.add_argument("--out", required=True, metavar="OUT")
+    sp.add_argument("--test-days", type=float, default=1.0)
+    sp.set_defaults(func=_split)
     pp = sub.add_parser(
         "produce",
         help="write event files to the input topics",
@@ -89,6 +132,7 @@ def add_backtest_parsers(sub: Any) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     from backtest.replay import ReplayOptions, progress_enabled, replay
+    from online_models.config import domain_overrides
 
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
@@ -99,6 +143,11 @@ def _replay(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         limit=args.limit,
         progress=progress_enabled(sys.stderr, args.quiet),
+        domain=domain_overrides(os.environ),
+        knowledge_delay_ms=args.knowledge_delay_ms,
+        shared=not args.per_partition_knowledge,
+        evaluate_from=args.evaluate_from,
+        every_position=args.every_position,
     )
     report = replay(args.files, args.report, options)
     if not args.no_html:
@@ -111,6 +160,17 @@ def _replay(args: argparse.Namespace) -> int:
         f"replayed {events} events ({perf['events_per_second']:.0f}/s), invalid {invalid}, "
         f"outputs {counts['outputs_by_topic']} -> {args.report}"
     )
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from backtest.split import split_sessions
+
+    stats = split_sessions(args.source, args.out, args.test_days)
+    for key, value in asdict(stats).items():
+        print(f"{key:<24}{value}")
     return 0
 
 
@@ -170,6 +230,10 @@ async def produce(files: Sequence[str], speed: float) -> tuple[int, Counter[str]
 
 
 def _produce(args: argparse.Namespace) -> int:
+    from streams.cli import require_broker
+    from streams.settings import Settings
+
+    require_broker(Settings.from_env())  # one clear line and exit 2 when unreachable
     sent, invalid = asyncio.run(produce(args.files, args.speed))
     print(f"sent {sent} events" + (f"; invalid lines not sent: {dict(invalid)}" if invalid else ""))
     return 0 if sent else 1

@@ -6,6 +6,17 @@ by reason, as the live dead-letter topic would count them. Campaign lines (no `t
 take the time of the line before them in their file, so a campaigns file without
 times applies before every event.
 
+Every partition engine reads and feeds one shared knowledge (`ReplayOptions.shared`),
+whose updates become visible `knowledge_delay_ms` of event time late. The engine's
+hyperparameters are EngineConfig's defaults with the `ECOM_DOMAIN_*` overrides of the
+worker (`ReplayOptions.domain`, read from the environment by the CLI), then
+`partitions`, `top_k` and `knowledge_delay_ms` from the options.
+
+Next-item evaluation judges the recommendations the engine emitted, or with
+`every_position` the list the engine would serve right after every item event (no
+rate limit), so that every next-item position counts; `evaluate_from` leaves out
+positions before a time (a training period).
+
 The engine runs with top_k = max(top_k, 20) so next-item quality can be read @20;
 recommendations are cut back to `top_k` before they are written. A top-k list is a
 prefix of the longer one (stable nlargest), so outputs are byte-identical to a run
@@ -53,6 +64,21 @@ class ReplayOptions:
     progress: bool = False
     bucket_ms: int = HOUR_MS
     bidsim: BidSimParams = field(default_factory=BidSimParams)
+    domain: dict[str, Any] = field(default_factory=dict)  # ECOM_DOMAIN_* overrides
+    knowledge_delay_ms: int | None = None  # None: the engine config's (default 0)
+    shared: bool = True  # False: one knowledge per partition (as before it was shared)
+    evaluate_from: int | None = None  # next-item positions before this ts are not judged
+    every_position: bool = False  # judge a list at every item event, not only emitted ones
+
+
+def engine_config(opts: ReplayOptions) -> EngineConfig:
+    """Defaults, then the worker's ECOM_DOMAIN_* overrides, then the replay's options."""
+    cfg = EngineConfig().with_overrides(opts.domain)
+    top_k = opts.top_k if opts.top_k is not None else cfg.top_k
+    delay = cfg.knowledge_delay_ms if opts.knowledge_delay_ms is None else opts.knowledge_delay_ms
+    return replace(
+        cfg, partitions=opts.partitions, top_k=max(top_k, EVAL_K), knowledge_delay_ms=delay
+    )
 
 
 def _topic(line: bytes) -> str:
@@ -154,11 +180,13 @@ def _replay(
     opts = options or ReplayOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base = EngineConfig(partitions=opts.partitions)
+    cfg = engine_config(opts)
+    base = EngineConfig().with_overrides(opts.domain)
     top_k = opts.top_k if opts.top_k is not None else base.top_k
-    cfg = replace(base, top_k=max(top_k, EVAL_K))
-    runner = Runner(cfg)
+    runner = Runner(cfg, shared=opts.shared)
     engines = runner.engines
+    knowledges = runner.knowledges
+    judge_from = opts.evaluate_from if opts.evaluate_from is not None else -(2**63)
     invalid: Counter[str] = Counter()
     disorder: Counter[str] = Counter()
     by_topic: Counter[str] = Counter()
@@ -190,19 +218,22 @@ def _replay(
             if first_ts is None:
                 first_ts = ts
             last_ts = ts
-            timeline.tick(ts, engines)
+            timeline.tick(ts, knowledges)
             user = ev.user_id
+            position = False  # an item event: the next one judges what follows it
             if isinstance(ev, ClickEvent):
                 if ev.item_id is not None:
                     recs.observe(user, ts, (ev.item_id,))
+                    position = True
                 if ev.type == "ad_click" and ev.impression_id is not None:
                     clicks.append((ev.impression_id, user, ts))
             elif isinstance(ev, OrderEvent):
                 if ev.status == "placed":
                     recs.observe(user, ts, [i.item_id for i in ev.items])
+                    position = True
                     orders.append(Order(ts, user, float(ev.total or 0.0)))
             elif isinstance(ev, AdImpression):
-                mult = book.multiplier(user, ev.campaign_id, runner.partition(user), ts)
+                mult = book.multiplier(user, ev.campaign_id, ts)
                 imps.append(
                     Impression(ts, ev.impression_id, user, ev.campaign_id, ev.bid, ev.cost, mult)
                 )
@@ -210,12 +241,24 @@ def _replay(
             labels += result.labels
             for gone in result.expired:
                 recs.forget(gone)
+            current = ev.item_id if isinstance(ev, ClickEvent) else None
+            if opts.every_position and position and ts >= judge_from:
+                engine = engines[runner.partition(user)]
+                served, _ = engine.recommend_now(result.state, ts, current)
+                trend = engine.knowledge.trending_items(EVAL_K + 1)
+                recs.recommend(
+                    user,
+                    ts,
+                    [i.item_id for i in served],
+                    [i for i in trend if i != current][:EVAL_K],
+                )
             for output in result.outputs:
                 if isinstance(output, Recommendation):
-                    ids = [i.item_id for i in output.items]
-                    current = ev.item_id if isinstance(ev, ClickEvent) else None
-                    trend = engines[runner.partition(user)].recommender.trending_items(EVAL_K + 1)
-                    recs.recommend(user, ts, ids, [i for i in trend if i != current][:EVAL_K])
+                    if not opts.every_position and ts >= judge_from:
+                        ids = [i.item_id for i in output.items]
+                        engine = engines[runner.partition(user)]
+                        trend = engine.knowledge.trending_items(EVAL_K + 1)
+                        recs.recommend(user, ts, ids, [i for i in trend if i != current][:EVAL_K])
                     if len(output.items) > top_k:
                         output = msgspec.structs.replace(output, items=output.items[:top_k])
                 else:
@@ -240,6 +283,11 @@ def _replay(
             "partitions": opts.partitions,
             "top_k": top_k,
             "engine_top_k": cfg.top_k,
+            "knowledge": "shared" if opts.shared else "per_partition",
+            "knowledge_delay_ms": cfg.knowledge_delay_ms,
+            "domain_overrides": dict(sorted(opts.domain.items())),
+            "evaluate_from": opts.evaluate_from,
+            "every_position": opts.every_position,
             "limit": opts.limit,
             "bucket_ms": opts.bucket_ms,
         },
@@ -253,7 +301,7 @@ def _replay(
             "active_users": runner.active_users(),
         },
         "window": {"first_ts": first_ts, "last_ts": last_ts},
-        "models": model_section(engines, timeline, last_ts or 0),
+        "models": model_section(knowledges, timeline, last_ts or 0),
         "recommendations": recs.summary(),
         "bidding": simulate(imps, clicks, orders, opts.bidsim),
         "performance": {

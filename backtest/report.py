@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from online_models.engine import PartitionEngine
 from online_models.evaluation import BinaryScore
+from online_models.knowledge import SharedKnowledge
 
 MODELS = ("click", "conversion")
 # Top-level keys and their JSON types; `performance` is the only non-deterministic one.
@@ -40,10 +40,11 @@ SCHEMA: dict[str, type] = {
 Scores = dict[str, BinaryScore]
 
 
-def merged_scores(engines: Sequence[PartitionEngine]) -> Scores:
+def merged_scores(knowledges: Sequence[SharedKnowledge]) -> Scores:
+    """Scores pooled over distinct knowledges (one when partitions share it)."""
     return {
-        "click": BinaryScore.merged([e.models.click_score for e in engines]),
-        "conversion": BinaryScore.merged([e.models.conversion_score for e in engines]),
+        "click": BinaryScore.merged([k.models.click_score for k in knowledges]),
+        "conversion": BinaryScore.merged([k.models.conversion_score for k in knowledges]),
     }
 
 
@@ -78,13 +79,13 @@ class ScoreTimeline:
         self.next_boundary = 0
         self.snapshots: list[tuple[int, Scores]] = []
 
-    def tick(self, ts: int, engines: Sequence[PartitionEngine]) -> None:
+    def tick(self, ts: int, knowledges: Sequence[SharedKnowledge]) -> None:
         if ts < self.next_boundary:
             return
         if self.origin is None:
             self.origin = ts - ts % self.width
         label = ts - (ts - self.origin) % self.width
-        self.snapshots.append((label, merged_scores(engines) if engines else {}))
+        self.snapshots.append((label, merged_scores(knowledges) if knowledges else {}))
         if len(self.snapshots) > self.max_points:
             self.width *= 2
             kept: dict[int, Scores] = {}
@@ -109,10 +110,10 @@ class ScoreTimeline:
 
 
 def model_section(
-    engines: Sequence[PartitionEngine], timeline: ScoreTimeline, end_ts: int
+    knowledges: Sequence[SharedKnowledge], timeline: ScoreTimeline, end_ts: int
 ) -> dict[str, Any]:
-    scores = merged_scores(engines)
-    revenue = [e.models.revenue_score for e in engines]
+    scores = merged_scores(knowledges)
+    revenue = [k.models.revenue_score for k in knowledges]
     n = sum(r.n for r in revenue)
     return {
         **{m: {**scores[m].summary(), "calibration_curve": scores[m].curve()} for m in MODELS},

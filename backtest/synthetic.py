@@ -267,5 +267,11 @@ def malformed_inputs() -> list[tuple[str, bytes, str]]:
         ("clickstream", _json({**view, "query": "x" * 70_000}), "oversized"),
         ("orders", _json({**order, "items": [line] * 501}), "too_many_items"),
         ("orders", pickle.dumps(order), "pickle_payload"),
+        ("clickstream", b"", "empty_value"),
+        (
+            "clickstream",
+            _json(view)[:-1] + b', "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+            "too_deep",
+        ),
         ("clickstream", pickle.dumps(view, protocol=0), "pickle_payload"),
     ]

@@ -1,12 +1,12 @@
 """Bid multipliers from predicted value, and budget pacing per campaign.
 
-A partition sees the impressions of its share of users, so each partition paces
-against `daily_budget / shares`: with users spread evenly by key hash, the shares add
-up to the budget without any coordination between workers.
+The pacer is campaign-wide: it lives in the shared knowledge and is fed the spend of
+every partition, so it paces the campaign's whole daily budget however its users and
+traffic are spread over partitions.
 
 >>> from online_models.events import Campaign
 >>> c = Campaign(campaign_id="c1", daily_budget=240.0, min_multiplier=0.5, max_multiplier=2.0)
->>> pacer = Pacer(gain=0.8, low=0.0, high=2.0, threshold=0.05, shares=1)
+>>> pacer = Pacer(gain=0.8, low=0.0, high=2.0)
 >>> noon = 12 * 3_600_000
 >>> round(pacer.spend(c, 200.0, noon), 3)    # 200 spent, 120 due by noon: slow down
 0.467
@@ -34,25 +34,22 @@ def clip_multiplier(value: float, average: float, campaign: Campaign) -> float:
 
 
 class CampaignPace:
-    __slots__ = ("day", "emitted", "factor", "spend")
+    __slots__ = ("day", "factor", "spend")
 
     def __init__(self) -> None:
         self.day = -1
         self.spend = 0.0
         self.factor = 1.0
-        self.emitted = 1.0
 
 
 class Pacer:
     """Proportional controller: spend ahead of an even spend of the budget lowers the
     factor, behind raises it; an exhausted budget or inactive campaign gives 0."""
 
-    def __init__(self, gain: float, low: float, high: float, threshold: float, shares: int) -> None:
+    def __init__(self, gain: float, low: float, high: float) -> None:
         self.gain = gain
         self.low = low
         self.high = high
-        self.threshold = threshold
-        self.shares = shares
         self.campaigns: dict[str, CampaignPace] = {}
 
     def factor(self, campaign_id: str) -> float:
@@ -66,7 +63,7 @@ class Pacer:
             pace.day, pace.spend = day, 0.0
         if day == pace.day:
             pace.spend += cost
-        budget = campaign.daily_budget / self.shares
+        budget = campaign.daily_budget
         if not campaign.active or pace.spend >= budget:
             pace.factor = 0.0
             return pace.factor
@@ -78,34 +75,21 @@ class Pacer:
             pace.factor = min(pace.factor, raw)
         return pace.factor
 
-    def moved(self, campaign_id: str) -> bool:
-        """True once per significant move of the factor (hysteresis on emits)."""
-        pace = self.campaigns[campaign_id]
-        if abs(pace.factor - pace.emitted) > self.threshold * max(pace.emitted, 0.1):
-            pace.emitted = pace.factor
-            return True
-        return False
-
     def spend_ratio(self, campaign: Campaign, ts: int) -> float:
         """Spend today / even-spend target so far (1.0 is on pace)."""
         pace = self.campaigns.get(campaign.campaign_id)
         if pace is None or pace.day != ts // DAY_MS:
             return 0.0
-        budget = campaign.daily_budget / self.shares
+        budget = campaign.daily_budget
         return pace.spend / (budget * max((ts % DAY_MS) / DAY_MS, MIN_TARGET_SHARE))
 
     def to_state(self) -> dict[str, Any]:
-        return {c: [p.day, p.spend, p.factor, p.emitted] for c, p in self.campaigns.items()}
+        return {c: [p.day, p.spend, p.factor] for c, p in self.campaigns.items()}
 
     def load_state(self, s: dict[str, Any]) -> None:
-        for c, (day, spend, factor, emitted) in s.items():
+        for c, (day, spend, factor) in s.items():
             p = self.campaigns.setdefault(c, CampaignPace())
-            p.day, p.spend, p.factor, p.emitted = (
-                int(day),
-                float(spend),
-                float(factor),
-                float(emitted),
-            )
+            p.day, p.spend, p.factor = int(day), float(spend), float(factor)
 
 
 class ValueAverage:

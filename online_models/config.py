@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+DOMAIN_ENV_PREFIX = "ECOM_DOMAIN_"
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
@@ -25,6 +27,10 @@ class EngineConfig:
     click_window_ms: int = 30 * MINUTE_MS
     conversion_window_ms: int = 24 * HOUR_MS
     allowed_lateness_ms: int = 5 * MINUTE_MS
+    # An event further ahead of the partition's watermark is refused (future_timestamp);
+    # without a clock, this many refusals in a row are taken as a jump in history.
+    max_future_skew_ms: int = DAY_MS
+    future_quorum: int = 50
     max_pending_impressions: int = 200_000
     max_pending_clicks_per_user: int = 5
     hash_bits: int = 18
@@ -50,6 +56,9 @@ class EngineConfig:
     pacing_max: float = 2.0
     pacing_threshold: float = 0.05
     snapshot_every_events: int = 2000
+    # How late (event time) knowledge updates become visible to the partitions: 0 in
+    # one process; the replay sets it to model updates travelling between workers.
+    knowledge_delay_ms: int = 0
 
     def with_overrides(self, overrides: dict[str, Any]) -> EngineConfig:
         """Override fields by name, coercing to each field's type (used by settings)."""
@@ -60,3 +69,21 @@ class EngineConfig:
                 raise KeyError(f"unknown domain setting {key!r}")
             clean[key] = int(value) if kinds[key] in ("int", int) else float(value)
         return replace(self, **clean)
+
+
+def domain_overrides(env: Mapping[str, str]) -> dict[str, float]:
+    """`ECOM_DOMAIN_<FIELD>` variables as EngineConfig overrides (field name -> value).
+
+    The one reader of these variables, for the worker (`streams.settings`) and the
+    replay alike, so both run the same hyperparameters.
+
+    >>> domain_overrides({"ECOM_DOMAIN_TOP_K": "20", "ECOM_PARTITIONS": "8"})
+    {'top_k': 20.0}
+    >>> EngineConfig().with_overrides(domain_overrides({"ECOM_DOMAIN_TOP_K": "20"})).top_k
+    20
+    """
+    return {
+        k[len(DOMAIN_ENV_PREFIX) :].lower(): float(v)
+        for k, v in env.items()
+        if k.startswith(DOMAIN_ENV_PREFIX)
+    }

@@ -6,6 +6,10 @@ ClickEvent(event_id='e', ts=1511658000000, user_id='u', type='search')
 Traceback (most recent call last):
 ...
 online_models.decode.DecodeError: not_json: input is not valid JSON
+>>> decode_input("orders", b"[" * 100 + b"]" * 100)
+Traceback (most recent call last):
+...
+online_models.decode.DecodeError: too_deep: JSON nested 100 levels deep; the limit is 32
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 from typing import Any, Final
 
 import msgspec
+import numpy as np
 import orjson
 
 from online_models.events import (
@@ -43,10 +48,15 @@ EVENT_TYPES: Final[dict[str, type[Any]]] = {
 _FAST: Final = {name: msgspec.json.Decoder(t) for name, t in EVENT_TYPES.items()}
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024
+# Our schemas nest three levels; parsers recurse per level (msgspec raises
+# RecursionError near 1,000), so depth is checked before any parse.
+DEFAULT_MAX_DEPTH: Final = 32
 
 # Reasons, stable strings used as the dead-letter `reason` and as a metric label.
 REASONS: Final = (
+    "empty_value",
     "oversized",
+    "too_deep",
     "pickle_payload",
     "not_json",
     "not_object",
@@ -69,16 +79,50 @@ class DecodeError(ValueError):
         self.detail = message
 
 
-def decode_input(stream: str, raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+def decode_input(
+    stream: str,
+    raw: bytes | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Any:
     """Decode one record of logical `stream`; raise DecodeError with a reason."""
+    if not raw:  # None is a tombstone; neither it nor b"" is an event
+        raise DecodeError("empty_value", "the record has no value (tombstone or empty)")
     if len(raw) > max_bytes:
         raise DecodeError("oversized", f"{len(raw)} bytes exceed the limit of {max_bytes}")
+    # Cheap bound first: a record with few brackets cannot be nested deeper than that.
+    if raw.count(b"[") + raw.count(b"{") > max_depth:
+        depth = nesting_depth(raw)
+        if depth > max_depth:
+            raise DecodeError(
+                "too_deep", f"JSON nested {depth} levels deep; the limit is {max_depth}"
+            )
     try:
         # Fast path: one pass that parses and validates; errors are re-diagnosed below.
         return share_ids(_FAST[stream].decode(raw))
     except (msgspec.ValidationError, msgspec.DecodeError):
         pass
     return _diagnose(stream, raw)
+
+
+# A JSON string literal (escapes included), written unrolled so the regex engine
+# does not branch per character.
+_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPEN: Final = np.zeros(256, dtype=np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+def nesting_depth(raw: bytes) -> int:
+    """Deepest bracket nesting of JSON text, brackets inside strings not counted.
+    Iterative (a regex and a cumulative sum), so no input can exhaust the stack; it
+    runs only for records with more brackets than the limit.
+
+    >>> nesting_depth(b'{"a": [1, {"b": "[[[\\\\"}], "c": {"d": "\\"]]"}}')
+    3
+    """
+    steps = _OPEN[np.frombuffer(_STRING.sub(b'""', raw), dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
 def decode_dict(stream: str, obj: dict[str, Any]) -> InputEvent | Campaign:

@@ -2,16 +2,21 @@
 agents and the offline replay both run.
 
 State is passed in and returned: the caller owns per-user state (a Faust table live,
-a dict offline) and hands it over with each event; the engine owns what is shared
-by the users of its partition (models, co-visitation, attribution, pacing).
+a dict offline) and hands it over with each event. The engine owns the rest of the
+*user side* of its partition (pending attribution windows, user expiry, which pacing
+factors it has announced) and reads the *shared knowledge* (`online_models.knowledge`:
+item graph, popularity, models, campaign pacing), which several engines can share.
+Each event's compact knowledge updates (`Result.updates`) are handed to
+`knowledge.submit`, which makes them visible after `knowledge_delay_ms` of event
+time; reads never see updates of the event being processed.
 
 >>> from online_models.events import ClickEvent
 >>> eng = PartitionEngine(EngineConfig(partitions=1), partition=0)
 >>> ev = ClickEvent(event_id="e1", ts=1_700_000_000_000, user_id="u1", type="view",
 ...                 item_id="i1", category="shoes")
 >>> result = eng.process("clickstream", ev, None, offset=0)
->>> result.state.profile.totals, result.duplicate
-({'view': 1}, False)
+>>> result.state.profile.totals, result.duplicate, result.updates[0]
+({'view': 1}, False, ItemSeen(item='i1', category='shoes', ts=1700000000000, weight=1.0))
 >>> eng.process("clickstream", ev, result.state, offset=0).duplicate   # redelivery
 True
 """
@@ -20,19 +25,26 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from online_models.attribution import Attribution, Label
-from online_models.bidding import Pacer, ValueAverage, clip_multiplier
+from online_models.bidding import clip_multiplier
 from online_models.config import EngineConfig
 from online_models.events import AdImpression, Campaign, ClickEvent, InputEvent, OrderEvent
 from online_models.features import impression_features
-from online_models.learner import Models
-from online_models.outputs import BidAdjustment, Output, Recommendation, stable_id
+from online_models.knowledge import (
+    BidValue,
+    BuyerRfm,
+    Example,
+    ItemSeen,
+    SharedKnowledge,
+    Spend,
+    Transition,
+    Update,
+)
+from online_models.outputs import BidAdjustment, Output, Recommendation, RecommendedItem, stable_id
 from online_models.profile import apply_click, apply_impression, apply_order
-from online_models.recommend import Recommender
-from online_models.segments import Segmenter
 from online_models.state import UserState, already_applied, record_applied
 
 REC_TRIGGERS = frozenset({"view", "add_to_cart"})
@@ -45,9 +57,12 @@ REC_TIMES_KEPT = 4
 
 
 class Result:
-    """What one event did: the user's new state, outputs to send, users to forget."""
+    """What one event did: the user's new state, outputs to send, users to forget, and
+    the knowledge updates it produced (already handed to the knowledge).
 
-    __slots__ = ("duplicate", "expired", "labels", "outputs", "state")
+    `refused` names why an event was not applied at all (then nothing changed)."""
+
+    __slots__ = ("duplicate", "expired", "labels", "outputs", "refused", "state", "updates")
 
     def __init__(
         self,
@@ -56,21 +71,58 @@ class Result:
         expired: list[str],
         labels: int = 0,
         duplicate: bool = False,
+        refused: str | None = None,
+        updates: list[Update] | None = None,
     ) -> None:
         self.state = state
         self.outputs = outputs
         self.expired = expired
         self.labels = labels
         self.duplicate = duplicate
+        self.refused = refused
+        self.updates = updates if updates is not None else []
 
 
 class PartitionEngine:
+    """The user side of one partition.
+
+    Parameters
+    ----------
+    cfg
+        Hyperparameters.
+    partition
+        The input partition whose users this engine serves.
+    campaigns
+        Campaign settings by id, shared with the caller (it keeps them current).
+    knowledge
+        The shared side it reads and feeds; without one the engine gets a knowledge
+        of its own (tests, tools).
+    now_getter
+        Optional injected clock (epoch ms). Used for one thing only: an event more than
+        `cfg.max_future_skew_ms` ahead of both the partition's watermark and this clock
+        is refused as `future_timestamp`. Live workers pass the wall clock, so a
+        watermark left stale by an outage never refuses current events; replays pass
+        none (event time alone), and then a run of `cfg.future_quorum` consecutive
+        refusals is taken as a gap in the history, not as bad records, and accepted.
+    """
+
     def __init__(
-        self, cfg: EngineConfig, partition: int, campaigns: Mapping[str, Campaign] | None = None
+        self,
+        cfg: EngineConfig,
+        partition: int,
+        campaigns: Mapping[str, Campaign] | None = None,
+        knowledge: SharedKnowledge | None = None,
+        now_getter: Callable[[], int] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.now_getter = now_getter
+        self._future_run = 0
         self.partition = partition
         self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
+        self.owns_knowledge = knowledge is None
+        self.knowledge = (
+            knowledge if knowledge is not None else SharedKnowledge(cfg, self.campaigns)
+        )
         self.attribution = Attribution(
             cfg.click_window_ms,
             cfg.conversion_window_ms,
@@ -78,28 +130,27 @@ class PartitionEngine:
             cfg.max_pending_impressions,
             cfg.max_pending_clicks_per_user,
         )
-        self.models = Models(
-            cfg.learning_rate,
-            cfg.l2,
-            cfg.click_prior,
-            cfg.conversion_prior,
-            cfg.intercept_learning_rate,
-        )
-        self.segmenter = Segmenter(cfg.segments)
-        self.recommender = Recommender(
-            cfg.covis_neighbors,
-            cfg.covis_lookback,
-            cfg.covis_half_life_ms,
-            cfg.trending_half_life_ms,
-            cfg.max_items,
-        )
-        self.pacer = Pacer(
-            cfg.pacing_gain, cfg.pacing_min, cfg.pacing_max, cfg.pacing_threshold, cfg.partitions
-        )
-        self.values = ValueAverage()
-        self.costs = ValueAverage()
+        # Campaign -> the pacing factor this partition last announced (hysteresis).
+        self.pacing_sent: dict[str, float] = {}
         self.activity: OrderedDict[str, int] = OrderedDict()
         self.events = 0
+
+    # Shortcuts to the shared side (what callers and tests inspect).
+    @property
+    def models(self) -> Any:
+        return self.knowledge.models
+
+    @property
+    def recommender(self) -> Any:
+        return self.knowledge.recommender
+
+    @property
+    def pacer(self) -> Any:
+        return self.knowledge.pacer
+
+    @property
+    def values(self) -> Any:
+        return self.knowledge.values
 
     def campaign(self, campaign_id: str) -> Campaign:
         known = self.campaigns.get(campaign_id)
@@ -111,62 +162,101 @@ class PartitionEngine:
     ) -> Result:
         """Apply one input event; `offset` (live: the Kafka offset) makes it idempotent."""
         user = ev.user_id
+        if self._from_future(ev.ts):
+            return Result(state or UserState.new(user), [], [], refused="future_timestamp")
         if state is None:
             state = UserState.new(user)
         elif offset is not None and already_applied(state, source, offset):
             return Result(state, [], [], duplicate=True)
         self.events += 1
+        knowledge = self.knowledge
+        knowledge.advance(ev.ts)
         self.attribution.observe(ev.ts)
         outputs: list[Output] = []
+        updates: list[Update] = []
         source_id = f"{source}:{ev.event_id}"
         reprice = True
         if isinstance(ev, ClickEvent):
-            labels = self._click(ev, state)
+            labels = self._click(ev, state, updates)
             if ev.type in REC_TRIGGERS:
                 self._recommend(state, ev.ts, source_id, outputs, ev.item_id)
             reprice = ev.type in BID_TRIGGERS
         elif isinstance(ev, OrderEvent):
-            labels = self._order(ev, state)
+            labels = self._order(ev, state, updates)
             if ev.status == "placed":
                 self._recommend(state, ev.ts, source_id, outputs, None)
         else:
-            labels = self._impression(ev, state, source_id, outputs)
+            labels = self._impression(ev, state, source_id, outputs, updates)
         labels.extend(self.attribution.expire())
-        self.models.learn(labels)
+        # Stamped with this event's time, when the label became known: a label resolves
+        # only once the watermark passes its window, and the delay counts from then.
+        updates.extend(
+            Example(lb.kind, lb.y, lb.x, lb.campaign_id, ev.ts, lb.revenue) for lb in labels
+        )
         if reprice and state.campaigns:
-            self._bid(state, ev.ts, source_id, outputs)
+            self._bid(state, ev.ts, source_id, outputs, updates)
         if offset is not None:
             record_applied(state, source, offset)
         self.activity[user] = max(ev.ts, self.activity.pop(user, 0))
-        return Result(state, outputs, self._expired(), len(labels))
+        knowledge.submit(updates, ev.ts)
+        return Result(state, outputs, self._expired(), len(labels), updates=updates)
+
+    def _from_future(self, ts: int) -> bool:
+        """True for an event too far ahead of the partition's time to be believed: it
+        would drag the watermark forward and close every attribution window at once."""
+        reference = self.attribution.max_ts
+        clock = self.now_getter
+        if clock is not None:
+            reference = max(reference, clock())
+        if not reference or ts <= reference + self.cfg.max_future_skew_ms:
+            self._future_run = 0
+            return False
+        self._future_run += 1
+        if clock is None and self._future_run > self.cfg.future_quorum:
+            self._future_run = 0  # every recent event is "ahead": the history jumped
+            return False
+        return True
 
     # Per event type -------------------------------------------------------------
-    def _click(self, ev: ClickEvent, state: UserState) -> list[Label]:
+    def _click(self, ev: ClickEvent, state: UserState, updates: list[Update]) -> list[Label]:
         p = state.profile
         if ev.item_id is not None and ev.type in ITEM_WEIGHTS:
             since = ev.ts - self.cfg.session_gap_ms
             previous = [
                 str(i) for i, t in p.recent_items[-self.cfg.covis_lookback :] if int(t) >= since
             ]
-            self.recommender.observe_item(ev.item_id, ev.category, ev.ts, ITEM_WEIGHTS[ev.type])
-            self.recommender.observe_pair(previous, ev.item_id, ev.ts)
+            item = ev.item_id
+            updates.append(ItemSeen(item, ev.category, ev.ts, ITEM_WEIGHTS[ev.type]))
+            n = len(previous)
+            updates.extend(
+                Transition(prev, item, ev.ts, n - k)
+                for k, prev in enumerate(previous)
+                if prev != item
+            )
         apply_click(p, ev, self.cfg)
         if ev.type == "ad_click" and ev.impression_id is not None:
             return self.attribution.click(ev.user_id, ev.impression_id, ev.ts)
         return []
 
-    def _order(self, ev: OrderEvent, state: UserState) -> list[Label]:
+    def _order(self, ev: OrderEvent, state: UserState, updates: list[Update]) -> list[Label]:
         p = state.profile
         apply_order(p, ev, self.cfg)
         if ev.status != "placed":
             return []
         for item in ev.items:
-            self.recommender.observe_item(item.item_id, item.category, ev.ts, ORDER_ITEM_WEIGHT)
-        p.segment = self.segmenter.assign(p.rfm(ev.ts))
+            updates.append(ItemSeen(item.item_id, item.category, ev.ts, ORDER_ITEM_WEIGHT))
+        rfm = p.rfm(ev.ts)
+        p.segment = self.knowledge.segment(rfm)
+        updates.append(BuyerRfm(rfm["r"], rfm["f"], rfm["m"], ev.ts))
         return self.attribution.order(ev.user_id, ev.ts, float(ev.total or 0.0))
 
     def _impression(
-        self, ev: AdImpression, state: UserState, source_id: str, outputs: list[Output]
+        self,
+        ev: AdImpression,
+        state: UserState,
+        source_id: str,
+        outputs: list[Output],
+        updates: list[Update],
     ) -> list[Label]:
         p = state.profile
         campaign = self.campaign(ev.campaign_id)
@@ -182,23 +272,17 @@ class PartitionEngine:
             oldest = min(state.campaigns, key=lambda c: (int(state.campaigns[c][0]), c))
             del state.campaigns[oldest]
             state.bids.pop(oldest, None)
-        self.costs.update(ev.campaign_id, ev.cost)
-        self.pacer.spend(campaign, ev.cost, ev.ts)
-        if self.pacer.moved(ev.campaign_id):
-            outputs.append(self._pacing_update(campaign, ev.ts, source_id))
+        updates.append(Spend(ev.campaign_id, ev.ts, ev.cost))
+        self._announce_pacing(campaign, ev.ts, source_id, outputs)
         return self.attribution.add_impression(
             ev.impression_id, ev.user_id, ev.campaign_id, ev.ts, x, ev.cost
         )
 
     # Outputs --------------------------------------------------------------------
-    def _recommend(
-        self, state: UserState, ts: int, source_id: str, outputs: list[Output], current: str | None
-    ) -> None:
-        times = state.rec_times
-        if any(ts - self.cfg.rec_interval_ms < t <= ts for t in times) or (
-            len(times) == REC_TIMES_KEPT and ts < times[0]
-        ):
-            return
+    def recommend_now(
+        self, state: UserState, ts: int, current: str | None
+    ) -> tuple[list[RecommendedItem], str]:
+        """The list this user would be served at `ts` (no rate limit, no output)."""
         p = state.profile
         exclude: set[str] = set()
         if p.purchased:
@@ -207,7 +291,17 @@ class PartitionEngine:
         if current is not None:
             exclude.add(current)
         recent = [str(i) for i, _ in p.recent_items[-self.cfg.covis_lookback :]]
-        items, strategy = self.recommender.recommend(recent, p.categories, exclude, self.cfg.top_k)
+        return self.knowledge.recommend(recent, p.categories, exclude, self.cfg.top_k)
+
+    def _recommend(
+        self, state: UserState, ts: int, source_id: str, outputs: list[Output], current: str | None
+    ) -> None:
+        times = state.rec_times
+        if any(ts - self.cfg.rec_interval_ms < t <= ts for t in times) or (
+            len(times) == REC_TIMES_KEPT and ts < times[0]
+        ):
+            return
+        items, strategy = self.recommend_now(state, ts, current)
         if not items:
             return
         bisect.insort(state.rec_times, ts)
@@ -216,16 +310,24 @@ class PartitionEngine:
             Recommendation(
                 event_id=stable_id("rec", source_id),
                 ts=ts,
-                user_id=p.user_id,
+                user_id=state.profile.user_id,
                 items=items,
                 strategy=strategy,
-                model_version=self.models.version(self.partition),
+                model_version=self.knowledge.version(),
                 source_event_id=source_id,
             )
         )
 
-    def _bid(self, state: UserState, ts: int, source_id: str, outputs: list[Output]) -> None:
+    def _bid(
+        self,
+        state: UserState,
+        ts: int,
+        source_id: str,
+        outputs: list[Output],
+        updates: list[Update],
+    ) -> None:
         p = state.profile
+        knowledge = self.knowledge
         for campaign_id, (last_ts, placement, device, region) in sorted(state.campaigns.items()):
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
                 continue
@@ -238,18 +340,22 @@ class PartitionEngine:
                 ts,
                 self.cfg.hash_bits,
             )
-            p_click, p_conv, revenue = self.models.predict(x)
+            p_click, p_conv, revenue = knowledge.predict(x)
             value = p_click * p_conv * revenue / campaign.target_roas
-            average = self.values.update(campaign_id, value)
-            pacing = self.pacer.factor(campaign_id)
-            multiplier = round(clip_multiplier(value, average, campaign) * pacing, 6)
+            updates.append(BidValue(campaign_id, ts, value))
+            average = knowledge.value_average(campaign_id)
+            pacing = knowledge.pacing_factor(campaign_id)
+            multiplier = round(
+                clip_multiplier(value, value if average is None else average, campaign) * pacing,
+                6,
+            )
             previous = state.bids.get(campaign_id)
             if previous is not None and abs(multiplier - previous) <= self.cfg.bid_threshold * max(
                 previous, 0.05
             ):
                 continue
             state.bids[campaign_id] = multiplier
-            cost = self.costs.means.get(campaign_id, 0.0)
+            cost = knowledge.mean_cost(campaign_id)
             outputs.append(
                 BidAdjustment(
                     event_id=stable_id("bid", source_id, campaign_id),
@@ -264,32 +370,44 @@ class PartitionEngine:
                     pacing_factor=pacing,
                     reason="new" if previous is None else "value_moved",
                     ttl_s=self.cfg.bid_ttl_s,
-                    model_version=self.models.version(self.partition),
+                    model_version=knowledge.version(),
                     source_event_id=source_id,
                     shard=self.partition,
                     shards=self.cfg.partitions,
                 )
             )
 
-    def _pacing_update(self, campaign: Campaign, ts: int, source_id: str) -> BidAdjustment:
-        factor = self.pacer.factor(campaign.campaign_id)
-        return BidAdjustment(
-            event_id=stable_id("pace", source_id, campaign.campaign_id),
-            ts=ts,
-            user_id=None,
-            campaign_id=campaign.campaign_id,
-            multiplier=factor,
-            p_click=None,
-            p_conversion=None,
-            expected_revenue=None,
-            expected_roas=None,
-            pacing_factor=factor,
-            reason="budget_exhausted" if factor == 0 else "pacing",
-            ttl_s=self.cfg.bid_ttl_s,
-            model_version=self.models.version(self.partition),
-            source_event_id=source_id,
-            shard=self.partition,
-            shards=self.cfg.partitions,
+    def _announce_pacing(
+        self, campaign: Campaign, ts: int, source_id: str, outputs: list[Output]
+    ) -> None:
+        """Emit the campaign-wide pacing factor when it moved since this partition last
+        announced it (hysteresis). Every partition announces the same campaign-wide
+        factor; `shard` only says which partition sent it."""
+        cid = campaign.campaign_id
+        factor = self.knowledge.pacing_factor(cid)
+        sent = self.pacing_sent.get(cid, 1.0)
+        if abs(factor - sent) <= self.cfg.pacing_threshold * max(sent, 0.1):
+            return
+        self.pacing_sent[cid] = factor
+        outputs.append(
+            BidAdjustment(
+                event_id=stable_id("pace", source_id, cid),
+                ts=ts,
+                user_id=None,
+                campaign_id=cid,
+                multiplier=factor,
+                p_click=None,
+                p_conversion=None,
+                expected_revenue=None,
+                expected_roas=None,
+                pacing_factor=factor,
+                reason="budget_exhausted" if factor == 0 else "pacing",
+                ttl_s=self.cfg.bid_ttl_s,
+                model_version=self.knowledge.version(),
+                source_event_id=source_id,
+                shard=self.partition,
+                shards=self.cfg.partitions,
+            )
         )
 
     def _expired(self) -> list[str]:
@@ -311,24 +429,21 @@ class PartitionEngine:
 
     # Snapshots ------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
+        """The partition's user side, plus the knowledge it reads (shared or not): a
+        partition snapshot carries the knowledge as of that moment."""
         return {
             "partition": self.partition,
             "events": self.events,
-            "models": self.models.to_state(),
-            "segmenter": self.segmenter.to_state(),
-            "recommender": self.recommender.to_state(),
             "attribution": self.attribution.to_state(),
-            "pacer": self.pacer.to_state(),
-            "values": self.values.means,
-            "costs": self.costs.means,
+            "pacing_sent": self.pacing_sent,
+            "knowledge": self.knowledge.to_state(),
         }
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def load_state(self, s: dict[str, Any], with_knowledge: bool | None = None) -> None:
+        """Restore the user side; the knowledge too when `with_knowledge` (default:
+        when this engine owns its knowledge; a shared one is the caller's decision)."""
         self.events = int(s["events"])
-        self.models.load_state(s["models"])
-        self.segmenter = Segmenter.from_state(s["segmenter"])
-        self.recommender.load_state(s["recommender"])
         self.attribution.load_state(s["attribution"])
-        self.pacer.load_state(s["pacer"])
-        self.values.means = {k: float(v) for k, v in s["values"].items()}
-        self.costs.means = {k: float(v) for k, v in s["costs"].items()}
+        self.pacing_sent = {k: float(v) for k, v in s["pacing_sent"].items()}
+        if self.owns_knowledge if with_knowledge is None else with_knowledge:
+            self.knowledge.load_state(s["knowledge"])

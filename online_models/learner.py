@@ -1,12 +1,12 @@
-"""The three models of a partition and their progressive validation.
+"""The three models (click, conversion, revenue) and their progressive validation;
+part of the shared knowledge, learned from the labels of every partition.
 
 Each label is first scored by the current model, then learned (predict, then learn),
 so the running metrics estimate performance on unseen data.
 
->>> from online_models.attribution import Label, Pending
 >>> models = Models(learning_rate=0.05, l2=0.0)
->>> pending = Pending("i1", "u", "c1", 0, {"bias": 1.0}, 0.1)
->>> models.learn([Label("click", True, pending, 10), Label("click", False, pending, 20)])
+>>> models.learn_one("click", {"bias": 1.0}, True)
+>>> models.learn_one("click", {"bias": 1.0}, False)
 >>> models.click_score.n, models.click.n_learned
 (2, 2)
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from online_models.attribution import Label
 from online_models.evaluation import BinaryScore, RegressionScore
 from online_models.models import OnlineLogistic, OnlineRevenue
 
@@ -38,17 +37,17 @@ class Models:
         self.conversion_score = BinaryScore()
         self.revenue_score = RegressionScore()
 
-    def learn(self, labels: list[Label]) -> None:
-        for label in labels:
-            if label.kind == "click":
-                self.click_score.update(self.click.predict_one(label.x), label.y)
-                self.click.learn_one(label.x, label.y)
-            else:
-                self.conversion_score.update(self.conversion.predict_one(label.x), label.y)
-                self.conversion.learn_one(label.x, label.y)
-                if label.y:
-                    self.revenue_score.update(self.revenue.predict_one(label.x), label.revenue)
-                    self.revenue.learn_one(label.x, label.revenue)
+    def learn_one(self, kind: str, x: dict[str, float], y: bool, revenue: float = 0.0) -> None:
+        """Score the example with the current model, then learn it."""
+        if kind == "click":
+            self.click_score.update(self.click.predict_one(x), y)
+            self.click.learn_one(x, y)
+        else:
+            self.conversion_score.update(self.conversion.predict_one(x), y)
+            self.conversion.learn_one(x, y)
+            if y:
+                self.revenue_score.update(self.revenue.predict_one(x), revenue)
+                self.revenue.learn_one(x, revenue)
 
     def predict(self, x: dict[str, float]) -> tuple[float, float, float]:
         """(p_click, p_conversion given click, expected revenue given conversion)."""
@@ -58,9 +57,9 @@ class Models:
             self.revenue.predict_one(x),
         )
 
-    def version(self, partition: int) -> str:
+    def version(self) -> str:
         """Changes every 1,000 learned click labels: which model made an output."""
-        return f"{MODEL_FAMILY}.p{partition}.k{self.click.n_learned // 1000}"
+        return f"{MODEL_FAMILY}.k{self.click.n_learned // 1000}"
 
     def summary(self) -> dict[str, dict[str, float | None]]:
         return {

@@ -68,6 +68,9 @@ class BidAdjustment(msgspec.Struct, kw_only=True, gc=False):
     ttl_s: int
     model_version: str
     source_event_id: str
+    # Informational since pacing became campaign-wide (issue 9): the partition that
+    # sent this adjustment, and the partition count. Every partition announces the same
+    # campaign-wide pacing factor; a bidder applies the newest one, whatever its shard.
     shard: int
     shards: int
     schema_version: int = SCHEMA_VERSION

@@ -3,7 +3,9 @@ trending items as the fallback for cold users.
 
 Scores decay with time by *forward decay*: an observation at time t adds
 2**((t - origin) / half_life), so older observations weigh relatively less without
-touching every stored score. Scores are rescaled when the weights grow large. The
+touching every stored score. Before a weight could grow large (or overflow, for an
+event years after the origin), the origin is re-based to the event's time and the
+stored scores are scaled down with it; scores that underflow to zero are dropped. The
 trending and per-category top lists are kept sorted as they change (`TopList`), so
 a recommendation reads current popularity without sorting it.
 
@@ -26,7 +28,9 @@ from typing import Any
 from online_models.outputs import RecommendedItem, round6
 from online_models.toplist import TopList
 
-RESCALE_AT = 1e12
+# Re-base once an observation would weigh more than 2**REBASE_AT_EXPONENT (~1e12):
+# far below float overflow (2**1024), far above rounding trouble for stored scores.
+REBASE_AT_EXPONENT = 40.0
 COVIS_WEIGHT, AFFINITY_WEIGHT, TRENDING_WEIGHT = 1.0, 0.3, 0.05
 TOP_PER_CATEGORY = 50
 TOP_AFFINITY = 20
@@ -42,7 +46,19 @@ class ForwardDecay:
         self.origin = origin
 
     def weight(self, ts: int) -> float:
+        """The weight of an observation at `ts`; call `rebase` first when `due(ts)`."""
         return float(2.0 ** ((ts - self.origin) / self.half_life))
+
+    def due(self, ts: int) -> bool:
+        """True when `ts` is so far past the origin that its weight must not be computed."""
+        return (ts - self.origin) > REBASE_AT_EXPONENT * self.half_life
+
+    def rebase(self, ts: int) -> float:
+        """Move the origin to `ts`; returns the factor that brings stored scores along
+        (it underflows to 0.0 for gaps of ~1000 half-lives, it never overflows)."""
+        f = float(2.0 ** (-(ts - self.origin) / self.half_life))
+        self.origin = ts
+        return f
 
 
 class Recommender:
@@ -73,6 +89,8 @@ class Recommender:
     def observe_item(self, item: str, category: str | None, ts: int, weight: float = 1.0) -> None:
         """Count one interaction towards trending (popularity)."""
         self._start(ts)
+        if self.pop_decay.due(ts):
+            self._rescale_popularity(ts)
         w = weight * self.pop_decay.weight(ts)
         score = self.popularity[item] = self.popularity.get(item, 0.0) + w
         self.trending.offer(item, score)
@@ -85,14 +103,14 @@ class Recommender:
             if top is None:
                 top = self.category_top[category] = TopList(TOP_PER_CATEGORY)
             top.offer(item, score)
-        if w > RESCALE_AT:
-            self._rescale_popularity(ts)
         if len(self.popularity) > self.max_items:
             self._prune_items()
 
     def observe_pair(self, previous: Iterable[str], item: str, ts: int) -> None:
         """The user moved from `previous` items to `item`: count co-visits both ways."""
         self._start(ts)
+        if self.covis_decay.due(ts):
+            self._rescale_covis(ts)
         w = self.covis_decay.weight(ts)
         for other in previous:
             if other == item:
@@ -102,8 +120,6 @@ class Recommender:
                 row[b] = row.get(b, 0.0) + w
                 if len(row) > 2 * self.neighbors:
                     _trim(row, self.neighbors)
-        if w > RESCALE_AT:
-            self._rescale_covis(ts)
 
     def observe_session(self, items: list[str], category: str | None, ts: int) -> None:
         for i, item in enumerate(items):
@@ -123,19 +139,18 @@ class Recommender:
             top.keep(self.popularity)
 
     def _rescale_popularity(self, ts: int) -> None:
-        f = 1.0 / self.pop_decay.weight(ts)
-        self.pop_decay.origin = ts
-        self.popularity = {i: v * f for i, v in self.popularity.items()}
+        f = self.pop_decay.rebase(ts)
+        self.popularity = {i: v * f for i, v in self.popularity.items() if v * f > 0.0}
         self.trending.scale(f)
         for top in self.category_top.values():
             top.scale(f)
 
     def _rescale_covis(self, ts: int) -> None:
-        f = 1.0 / self.covis_decay.weight(ts)
-        self.covis_decay.origin = ts
-        for row in self.covis.values():
-            for k in row:
-                row[k] *= f
+        f = self.covis_decay.rebase(ts)
+        rows = (
+            (i, {j: v * f for j, v in row.items() if v * f > 0.0}) for i, row in self.covis.items()
+        )
+        self.covis = {i: row for i, row in rows if row}
 
     def recommend(
         self, recent: list[str], affinity: Mapping[str, float], exclude: set[str], k: int
@@ -145,8 +160,9 @@ class Recommender:
         get = scores.get
         for rank, item in enumerate(reversed(recent[-self.lookback :]), 1):
             row = self.covis.get(item)
-            if row:
-                scale = COVIS_WEIGHT / max(row.values()) / rank
+            peak = max(row.values()) if row else 0.0
+            if row and peak > 0.0:  # a row of observations that decayed to nothing adds nothing
+                scale = COVIS_WEIGHT / peak / rank
                 for other, v in row.items():
                     scores[other] = get(other, 0.0) + v * scale
         covis_items = set(scores) if scores else _NO_ITEMS
@@ -159,7 +175,7 @@ class Recommender:
             )
             for category, aff in tops:
                 top = self.category_top.get(category)
-                if not top:
+                if not top or top.entries[0][0] >= 0.0:  # empty, or only zero scores
                     continue
                 # Entries hold -score; each list is normalised by its own peak.
                 scale = AFFINITY_WEIGHT * aff / total_aff / top.entries[0][0]
@@ -170,7 +186,7 @@ class Recommender:
                     scores = {item: scale * neg for neg, item in top.entries[:TOP_AFFINITY]}
                     get = scores.get
         trending = self.trending.entries
-        if trending:
+        if trending and trending[0][0] < 0.0:
             scale = TRENDING_WEIGHT / trending[0][0]
             for neg, item in trending[:TOP_TRENDING]:
                 scores[item] = get(item, 0.0) + scale * neg

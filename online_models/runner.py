@@ -2,12 +2,17 @@
 each user goes to partition murmur2(user_id) % partitions, as Kafka's partitioner
 puts their records. Used by the backtest replay and by tests as the reference.
 
+Every engine reads and feeds ONE shared knowledge (`shared=False` gives each partition
+its own, as before the knowledge was shared: for comparisons). Updates become visible
+`cfg.knowledge_delay_ms` of event time after they happen; the clock is the latest
+event time fed, which in a time-ordered replay is every partition's clock.
+
 >>> from online_models.events import ClickEvent
 >>> r = Runner(EngineConfig(partitions=2))
 >>> _ = r.feed("clickstream", ClickEvent(event_id="e", ts=1_700_000_000_000, user_id="u",
 ...                                      type="view", item_id="i"))
->>> r.profile("u").totals
-{'view': 1}
+>>> r.profile("u").totals, r.knowledge.trending_items(3)
+({'view': 1}, ['i'])
 """
 
 from __future__ import annotations
@@ -15,16 +20,23 @@ from __future__ import annotations
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine, Result
 from online_models.events import Campaign, InputEvent
+from online_models.knowledge import SharedKnowledge
 from online_models.partitioning import partition_for
 from online_models.profile import Profile
 from online_models.state import UserState
 
 
 class Runner:
-    def __init__(self, cfg: EngineConfig) -> None:
+    def __init__(self, cfg: EngineConfig, shared: bool = True) -> None:
         self.cfg = cfg
         self.campaigns: dict[str, Campaign] = {}
-        self.engines = [PartitionEngine(cfg, p, self.campaigns) for p in range(cfg.partitions)]
+        self.knowledge = SharedKnowledge(cfg, self.campaigns)
+        self.engines = [
+            PartitionEngine(cfg, p, self.campaigns, self.knowledge if shared else None)
+            for p in range(cfg.partitions)
+        ]
+        # Distinct knowledge objects: one when shared, one per partition otherwise.
+        self.knowledges = list({id(e.knowledge): e.knowledge for e in self.engines}.values())
         self.states: list[dict[str, UserState]] = [{} for _ in range(cfg.partitions)]
         self._partition_of: dict[str, int] = {}
 
@@ -40,6 +52,10 @@ class Runner:
     def feed(self, source: str, ev: InputEvent) -> Result:
         p = self.partition(ev.user_id)
         states = self.states[p]
+        if len(self.knowledges) > 1:
+            # Isolated knowledges still follow the replay's one clock.
+            for k in self.knowledges:
+                k.advance(ev.ts)
         result = self.engines[p].process(source, ev, states.get(ev.user_id))
         states[ev.user_id] = result.state
         for user in result.expired:

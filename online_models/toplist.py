@@ -51,7 +51,8 @@ class TopList:
         return {item: -neg for neg, item in self.entries}
 
     def scale(self, factor: float) -> None:
-        self._rebuild([(i, v * factor) for i, v in self.scores.items()])
+        """Multiply every score; scores that underflow to zero leave the list."""
+        self._rebuild([(i, v * factor) for i, v in self.scores.items() if v * factor > 0.0])
 
     def keep(self, items: Mapping[str, object]) -> None:
         self._rebuild([(i, v) for i, v in self.scores.items() if i in items])

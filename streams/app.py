@@ -3,8 +3,10 @@ Everything here is wiring; decisions live in `streams.handler` and `online_model
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -13,6 +15,7 @@ from faust.types import TP
 
 from online_models import __version__ as domain_version
 from online_models.config import EngineConfig
+from online_models.partitioning import partition_for
 from streams import __version__
 from streams.campaign_feed import follow_campaigns
 from streams.commit_guard import install_commit_guard
@@ -20,6 +23,7 @@ from streams.end_offsets import patch_faust_highwaters
 from streams.faust_flush import install_reliable_flush
 from streams.group_offsets import committed_offsets
 from streams.metrics import Metrics
+from streams.recovery_guard import install_recovery_guard
 from streams.runtime import RESEEK_S, Runtime
 from streams.settings import Settings
 from streams.state_store import StateStore
@@ -65,6 +69,8 @@ def _credentials(s: Settings) -> Any:
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    # Faust creates only the last level of its data dir; a fresh clone has no `.run/`.
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     client_kwargs = kafka_client_kwargs(settings)
     if settings.fetch_end_offsets:
         patch_faust_highwaters(client_kwargs)
@@ -120,39 +126,79 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.agent(inputs, name="process")
     async def process(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            await runtime.handle(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+        # Poison records become dead letters in the handler; what still ends this loop
+        # (a send that fails, a bug in the shell) is reported to the liveness probe.
+        runtime.health.agent_started()
+        try:
+            async for event in stream.events():
+                msg = event.message
+                await runtime.handle(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+        except asyncio.CancelledError:
+            runtime.health.agent_stopped()
+            raise
+        except BaseException as exc:
+            log.exception("processing agent crashed")
+            metrics.agent_crashes.inc()
+            runtime.health.agent_stopped(exc)
+            raise
+        runtime.health.agent_stopped()
 
     @app.task
     async def campaigns() -> None:
         await follow_campaigns(client_kwargs, settings, runtime, app)
 
+    def update_gauges() -> None:
+        runtime.update_gauges()
+        recovering = not is_ready()
+        metrics.live.set(0 if runtime.health.liveness() else 1)
+        metrics.ready.set(0 if runtime.health.readiness(recovering) else 1)
+
     @app.timer(interval=5.0)
     async def gauges() -> None:
-        runtime.update_gauges()
+        update_gauges()
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
-        runtime.update_gauges()
+        update_gauges()
         return web.bytes(metrics.exposition(), content_type=PROMETHEUS_CONTENT_TYPE)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+        report = runtime.health.report(recovering=not is_ready())
+        return web.json(report, status=200 if report["live"] else 503)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = is_ready()
-        return web.json({"ready": ready}, status=200 if ready else 503)
+        report = runtime.health.report(recovering=not is_ready())
+        return web.json(report, status=200 if report["ready"] else 503)
 
     @app.page("/profiles/{user_id}")
     async def profile_view(web: Any, request: Any, user_id: str) -> Any:
+        partition = partition_for(user_id.encode(), settings.partitions)
+        if partition not in runtime.owned():
+            # A standby copy may be behind: never serve it as the current profile.
+            return web.json(
+                {"error": f"partition {partition} is not owned by this worker",
+                 "partition": partition},
+                status=404,
+            )  # fmt: skip
+        if not is_ready():
+            return web.json({"error": "tables are recovering", "partition": partition}, 503)
         state = runtime.users.peek(user_id)
         if state is None:
-            return web.json({"error": "unknown here (expired or on another worker)"}, status=404)
+            return web.json(
+                {
+                    "error": f"no profile (partition {partition}, owned here)",
+                    "partition": partition,
+                },
+                status=404,
+            )
         return web.json(
-            {"profile": msgspec.to_builtins(state.profile), "applied_offsets": state.applied}
+            {
+                "partition": partition,
+                "profile": msgspec.to_builtins(state.profile),
+                "applied_offsets": state.applied,
+            }
         )
 
     @app.page("/models")
@@ -180,8 +226,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         ).items():
             runtime.guard.start(tp, committed)
         mine = {p for _, p in inputs}
-        for p in sorted(mine - set(runtime.engines)):
-            await runtime.restore(p)
+        await runtime.restore_many(sorted(mine - set(runtime.engines)))
+
+    @app.task
+    async def lag() -> None:
+        # A loop, not a timer: the first reading (and so readiness) comes at once.
+        while True:
+            await runtime.refresh_lag()
+            await asyncio.sleep(settings.lag_refresh_s)
 
     @app.timer(interval=RESEEK_S)
     async def holes() -> None:
@@ -197,6 +249,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         install_memory_debug(app, settings.debug_memory_s)
     install_reliable_flush(app)
     install_commit_guard(app, runtime.guard)
+    install_recovery_guard(app)
     _count_commits(app, metrics)
     log.info("settings: %s", settings.redacted())
     return app, runtime

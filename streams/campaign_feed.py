@@ -46,7 +46,15 @@ async def _apply(msg: Any, runtime: Any, settings: Any, app: Any) -> None:
     try:
         campaign = decode_input(CAMPAIGNS, msg.value, settings.max_message_bytes)
     except DecodeError as exc:
-        value, headers = dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
+        value, headers = dead_letter(
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            msg.key,
+            msg.value,
+            exc.reason,
+            f"DecodeError: {exc.detail}",
+        )
         await runtime.topics["dead-letter"].send(key=msg.key, value=value, headers=headers)
         runtime.metrics.dead_letters.labels(msg.topic, exc.reason).inc()
         return

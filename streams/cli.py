@@ -12,13 +12,23 @@ from collections.abc import Sequence
 from streams.settings import Settings, SettingsError
 
 
+def require_broker(settings: Settings) -> None:
+    """Exit early, with one line, when the configured cluster does not answer."""
+    from streams.app import kafka_client_kwargs
+    from streams.lifecycle import require_broker as check
+
+    asyncio.run(check(settings.bootstrap_servers, kafka_client_kwargs(settings)))
+
+
 def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     from faust import Worker
 
     from streams.app import create_app, kafka_client_kwargs
     from streams.group_offsets import ensure_committed
+    from streams.lifecycle import bounded_shutdown_worker
 
+    require_broker(settings)
     asyncio.run(
         ensure_committed(
             kafka_client_kwargs(settings),
@@ -28,7 +38,8 @@ def _worker(args: argparse.Namespace) -> int:
         )
     )
     app, _ = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level)
+    worker_class = bounded_shutdown_worker(Worker, settings.shutdown_timeout_s)
+    worker = worker_class(app, loglevel=settings.log_level)
     worker.execute_from_commandline()
     return 0
 
@@ -38,6 +49,7 @@ def _create_topics(args: argparse.Namespace) -> int:
     from streams.topics import create_topics
 
     settings = Settings.from_env()
+    require_broker(settings)
     created = asyncio.run(create_topics(settings, kafka_client_kwargs(settings)))
     print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
     return 0
@@ -54,6 +66,7 @@ def _produce_demo(args: argparse.Namespace) -> int:
     from streams.demo import produce_demo
 
     settings = Settings.from_env()
+    require_broker(settings)
     sent = asyncio.run(produce_demo(settings, kafka_client_kwargs(settings), args.rate, args.limit))
     print(f"sent {sent} events")
     return 0
@@ -105,11 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from streams.lifecycle import EXIT_UNREACHABLE, BrokerUnreachable
+
     try:
         return int(args.func(args))
     except SettingsError as exc:
         print(f"ecom-stream: configuration error: {exc}", file=sys.stderr)
         return 2
+    except BrokerUnreachable as exc:
+        print(f"ecom-stream: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
 
 
 if __name__ == "__main__":

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import base64
 
-from online_models.decode import DecodeError
 from online_models.outputs import DeadLetter, encode_output
 
 
 def dead_letter(
-    topic: str, partition: int, offset: int, key: bytes | None, raw: bytes, exc: DecodeError
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    raw: bytes | None,
+    reason: str,
+    error: str,
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
     """Dead-letter value and headers for a refused input: the original bytes survive
-    exactly, with where they came from and why."""
+    exactly (a null value as an empty payload), with where they came from and why."""
+    raw = raw or b""
     try:
         payload, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -21,14 +27,14 @@ def dead_letter(
         source_topic=topic,
         source_partition=partition,
         source_offset=offset,
-        reason=exc.reason,
-        error=f"{type(exc).__name__}: {exc.detail}"[:500],
+        reason=reason,
+        error=error[:500],
         payload=payload,
         payload_encoding=encoding,
         key=key.decode("utf-8", "replace") if key is not None else None,
     )
     headers = [
-        ("reason", exc.reason.encode()),
+        ("reason", reason.encode()),
         ("source_topic", topic.encode()),
         ("source_partition", str(partition).encode()),
         ("source_offset", str(offset).encode()),

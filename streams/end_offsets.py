@@ -20,32 +20,53 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 async def fetch_end_offsets(
     consumer_kwargs: Mapping[str, Any], partitions: Iterable[Any], timeout_s: float = 10.0
 ) -> dict[Any, int]:
+    """Log-end offsets of `partitions` from fetch responses (see module docstring)."""
     tps = list(partitions)
     if not tps:
         return {}
-    probe = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **consumer_kwargs)
-    await probe.start()
+    return await log_end_offsets(consumer_kwargs, tps, via_fetch=True, timeout_s=timeout_s)
+
+
+async def log_end_offsets(
+    consumer_kwargs: Mapping[str, Any],
+    partitions: Iterable[Any],
+    via_fetch: bool,
+    timeout_s: float = 10.0,
+) -> dict[Any, int]:
+    """Log-end offsets, by ListOffsets or (`via_fetch`) from fetch responses, within
+    `timeout_s` in all (TimeoutError otherwise). Always contacts the cluster, even for
+    no partitions, so it doubles as the reachability check of the health probes."""
+    tps = list(partitions)
+    probe = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        group_id=None,
+        request_timeout_ms=max(1000, int(timeout_s * 1000)),
+        **consumer_kwargs,
+    )
     try:
-        kafka_tps = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-        probe.assign(kafka_tps)
-        reported = await probe.end_offsets(kafka_tps)
-        for tp in kafka_tps:
-            # Start just before the reported end: one small fetch returns the rest
-            # of the last batch and, with it, the true high watermark.
-            probe.seek(tp, max(reported[tp] - 1, 0))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        missing = set(kafka_tps)
-        while missing and loop.time() < deadline:
-            await probe.getmany(*missing, timeout_ms=200, max_records=1)
-            missing = {tp for tp in missing if probe.highwater(tp) is None}
-        if missing:
-            raise TimeoutError(f"no fetch response for {sorted(map(str, missing))}")
-        return {
-            orig: int(probe.highwater(tp) or 0) for orig, tp in zip(tps, kafka_tps, strict=True)
-        }
+        return await asyncio.wait_for(_read_ends(probe, tps, via_fetch), timeout_s)
     finally:
-        await probe.stop()
+        await probe.stop()  # safe after a failed or cancelled start
+
+
+async def _read_ends(probe: AIOKafkaConsumer, tps: list[Any], via_fetch: bool) -> dict[Any, int]:
+    await probe.start()
+    if not tps:
+        return {}
+    kafka_tps = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+    probe.assign(kafka_tps)
+    reported = await probe.end_offsets(kafka_tps)
+    if not via_fetch:
+        return {orig: int(reported[tp]) for orig, tp in zip(tps, kafka_tps, strict=True)}
+    for tp in kafka_tps:
+        # Start just before the reported end: one small fetch returns the rest
+        # of the last batch and, with it, the true high watermark.
+        probe.seek(tp, max(reported[tp] - 1, 0))
+    missing = set(kafka_tps)
+    while missing:
+        await probe.getmany(*missing, timeout_ms=200, max_records=1)
+        missing = {tp for tp in missing if probe.highwater(tp) is None}
+    return {orig: int(probe.highwater(tp) or 0) for orig, tp in zip(tps, kafka_tps, strict=True)}
 
 
 def patch_faust_highwaters(consumer_kwargs: Mapping[str, Any]) -> None:

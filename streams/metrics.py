@@ -75,12 +75,18 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             "ecom_consumer_lag",
-            "Records behind the log end, per input partition",
+            "Records behind the log end (broker log-end offset minus the next offset to "
+            "process), per owned input partition, refreshed by a timer",
             ["topic", "partition"],
             registry=r,
         )
         self.commits = Counter("ecom_commits", "Offset commits completed", registry=r)
         self.rebalances = Counter("ecom_rebalances", "Partition assignments received", registry=r)
+        self.agent_crashes = Counter(
+            "ecom_agent_crashes", "Times the processing agent ended with an error", registry=r
+        )
+        self.live = Gauge("ecom_live", "1 while /healthz answers 200", registry=r)
+        self.ready = Gauge("ecom_ready", "1 while /readyz answers 200", registry=r)
         self.table_size = Gauge("ecom_table_size", "Keys held in a table", ["table"], registry=r)
         self.active_profiles = Gauge(
             "ecom_active_profiles", "User profiles held by this worker", registry=r
@@ -137,6 +143,18 @@ class Metrics:
             "ecom_model_snapshot_seconds",
             "Time a model snapshot blocked its worker (encode and enqueue)",
             buckets=SNAPSHOT_BUCKETS,
+            registry=r,
+        )
+        self.snapshot_age = Gauge(
+            "ecom_model_snapshot_age_seconds",
+            "Age, when restored, of the snapshot a partition's models were restored from "
+            "(NaN: started cold), per owned partition",
+            ["partition"],
+            registry=r,
+        )
+        self.snapshot_restore_errors = Counter(
+            "ecom_model_snapshot_restore_errors",
+            "Restores that started cold because the snapshots could not be read or used",
             registry=r,
         )
         self.worker = Info("ecom_worker", "Worker build and model version", registry=r)

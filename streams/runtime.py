@@ -1,35 +1,46 @@
-"""Per-worker runtime: one PartitionEngine per assigned partition, restored from the
-latest model snapshot, fed by the agent, with sends, table writes and metrics."""
+"""Per-worker runtime: one PartitionEngine per assigned partition and ONE shared
+knowledge that every engine of this worker reads and feeds, restored from the latest
+model snapshots, fed by the agent, with sends, table writes and metrics.
+
+Each partition's snapshot carries the worker's knowledge as of that moment. A worker
+whose knowledge is still empty when it restores partitions (a fresh or restarted
+process) loads the newest knowledge among their snapshots (most updates applied); a
+worker that already learned keeps its own. Sharing across worker processes is a
+later step (see docs/architecture.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.types import TP
 
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
 from online_models.evaluation import BinaryScore
 from online_models.events import Campaign
+from online_models.knowledge import SharedKnowledge
 from online_models.outputs import BidAdjustment, Recommendation
 from online_models.partitioning import partition_for
 from online_models.snapshot import SnapshotError, decode_snapshot
 from streams.commit_guard import CommitGuard
-from streams.end_offsets import fetch_end_offsets
+from streams.end_offsets import fetch_end_offsets, log_end_offsets
 from streams.handler import Outcome, Record, handle_record
+from streams.health import Health
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.snapshots import chunk_snapshot, read_latest
+from streams.snapshots import SnapshotReadError, chunk_snapshot, read_latest
 
 log = logging.getLogger(__name__)
-LAG_SAMPLE_EVERY = 50
 READY_WAIT_S = 120.0
 RESEEK_S = 1.0
 HOLE_GIVE_UP_S = 60.0
@@ -57,6 +68,7 @@ class Runtime:
         self.metrics = metrics
         self.consumer_kwargs = consumer_kwargs
         self.campaigns: dict[str, Campaign] = {}
+        self.knowledge = SharedKnowledge(cfg, self.campaigns)
         self.engines: dict[int, PartitionEngine] = {}
         self.since_snapshot: dict[int, int] = {}
         self.last_snapshot_at: dict[int, float] = {}
@@ -69,10 +81,12 @@ class Runtime:
         self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
         self.guard = CommitGuard()
         self.holes: dict[tuple[str, int], Hole] = {}
-        self._count = 0
+        self.health = Health(
+            stall_after_s=settings.stall_timeout_s, broker_timeout_s=settings.broker_timeout_s
+        )
 
     async def handle(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         if not self.is_ready():
             await self._wait_ready(topic, partition, offset)
@@ -133,10 +147,26 @@ class Runtime:
         hole.last_seek = now
         self.metrics.offset_jumps.labels(tp[0], "reread").inc()
         log.warning("%s[%d]: offsets from %d %s: reading them again", *tp, hole.offset, why)
-        await self.consumer.seek(TP(*tp), hole.offset)
+        # A rebalance can revoke the partition between the hole being seen and this
+        # seek; aiokafka raises for a partition not assigned or a negative offset, and
+        # from the agent or the timer that would crash the worker. Its new owner reads
+        # from the committed offset (kept below the hole), so nothing is lost.
+        # (The consumer thread can change the assignment under the check: hence both.)
+        if hole.offset < 0:
+            skipped = "invalid offset"
+        elif TP(*tp) not in self.consumer.assignment():
+            skipped = "partition no longer assigned here"
+        else:
+            try:
+                await self.consumer.seek(TP(*tp), hole.offset)
+                return
+            except (IllegalStateError, ValueError) as exc:
+                skipped = repr(exc)
+        log.warning("%s[%d]: seek to %d skipped: %s", *tp, hole.offset, skipped)
+        self.holes.pop(tp, None)
 
     async def _handle(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         started = time.perf_counter()
         engine = self.engines.get(partition) or await self.restore(partition)
@@ -144,8 +174,15 @@ class Runtime:
             self._register_users(partition, engine)
         rec = Record(topic, self.streams[topic], partition, offset, key, value)
         outcome = handle_record(
-            rec, engine, self.users.get, self.settings.partitions, self.settings.max_message_bytes
+            rec,
+            engine,
+            self.users.get,
+            self.settings.partitions,
+            self.settings.max_message_bytes,
+            self.settings.max_nesting_depth,
         )
+        if outcome.evict is not None:
+            self.users.forget(outcome.evict)
         for send in outcome.sends:
             target = self.topics[send.topic] if send.topic != "repartition" else self.topics[topic]
             await target.send(
@@ -193,36 +230,124 @@ class Runtime:
         if outcome.reason is not None:
             m.events_out.labels(self.settings.topic_dead_letter).inc()
         m.processing_latency.labels(topic).observe(time.perf_counter() - started)
-        self._count += 1
-        if self._count % LAG_SAMPLE_EVERY == 0 and self.consumer is not None:
-            self._sample_lag(topic, partition, offset)
 
-    def _sample_lag(self, topic: str, partition: int, offset: int) -> None:
+    async def refresh_lag(self) -> None:
+        """Timer-driven: the broker's log-end offset of every assigned input partition
+        minus the next offset this worker will process. Read from the broker each time,
+        so the figure is true while nothing flows too; the same request tells the
+        readiness probe whether the broker can be reached."""
+        tps: list[tuple[str, int]] = [
+            tp
+            for tp in self.guard.next
+            if isinstance(tp, tuple) and tp[0] in self.streams  # input partitions only
+        ]
+        timeout = min(self.settings.broker_timeout_s, max(1.0, self.settings.lag_refresh_s * 2))
         try:
-            high = self.consumer.highwater(TP(topic, partition))
-        except Exception:  # lag is best-effort telemetry; never fail an event on it
+            ends = await log_end_offsets(
+                self.consumer_kwargs,
+                [TopicPartition(*tp) for tp in tps],
+                via_fetch=bool(self.settings.fetch_end_offsets),
+                timeout_s=timeout,
+            )
+        except Exception as exc:  # an unreachable broker is a state to report, not a crash
+            self.health.broker_failed(f"{type(exc).__name__}: {exc}")
             return
-        if high is not None:
-            self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, high - offset - 1))
+        self.health.broker_reached()
+        self.health.forget(set(tps))
+        for tp in tps:
+            next_offset = self.guard.next.get(tp)
+            end = ends.get(TopicPartition(*tp))
+            if next_offset is None or end is None:  # revoked while we asked
+                continue
+            self.metrics.consumer_lag.labels(tp[0], str(tp[1])).set(max(0, end - next_offset))
+            self.health.progress(tp, next_offset, end)
+
+    def owned(self) -> set[int]:
+        """Input partitions this worker actively owns (standby copies excluded)."""
+        return set(self.engines)
 
     async def restore(self, partition: int) -> PartitionEngine:
-        engine = PartitionEngine(self.cfg, partition, self.campaigns)
-        snapshots = self.settings.topic_snapshots
-        ends = await fetch_end_offsets(self.consumer_kwargs, [TopicPartition(snapshots, partition)])
-        blob = await read_latest(
-            self.consumer_kwargs, snapshots, partition, ends[TopicPartition(snapshots, partition)]
-        )
-        if blob is not None:
+        return (await self.restore_many([partition]))[partition]
+
+    async def restore_many(self, partitions: list[int]) -> dict[int, PartitionEngine]:
+        """Engines for `partitions` from their latest snapshots; the shared knowledge
+        from the newest of them when this worker's knowledge is still empty."""
+        restored: dict[int, PartitionEngine] = {}
+        newest: dict[str, Any] | None = None
+        for partition in partitions:
+            engine = PartitionEngine(
+                self.cfg, partition, self.campaigns, self.knowledge, now_getter=_now_ms
+            )
+            state = await self._load_snapshot(partition, engine)
+            if state is None:  # cold (logged): start from a fresh engine, not a partial one
+                engine = PartitionEngine(
+                    self.cfg, partition, self.campaigns, self.knowledge, now_getter=_now_ms
+                )
+            else:
+                k = state.get("knowledge")
+                if k is not None and (
+                    newest is None
+                    or (k["applied"], k["clock"]) > (newest["applied"], newest["clock"])
+                ):
+                    newest = k
+            self.untouched.add(partition)
+            self.engines[partition] = restored[partition] = engine
+            self.since_snapshot[partition] = 0
+            self.last_snapshot_at[partition] = time.monotonic()
+        if newest is not None and self.knowledge.is_empty():
+            knowledge = SharedKnowledge(self.cfg, self.campaigns)
             try:
-                engine.load_state(decode_snapshot(blob))
-                log.info("partition %d: models restored (%d events)", partition, engine.events)
-            except (SnapshotError, KeyError, ValueError) as exc:
-                log.error("partition %d: snapshot unusable, starting cold: %s", partition, exc)
-        self.untouched.add(partition)
-        self.engines[partition] = engine
-        self.since_snapshot[partition] = 0
-        self.last_snapshot_at[partition] = time.monotonic()
-        return engine
+                knowledge.load_state(newest)
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("shared knowledge unusable, starting cold: %s", exc)
+            else:
+                self.knowledge = knowledge
+                for engine in self.engines.values():
+                    engine.knowledge = knowledge
+                log.info("shared knowledge restored (%d updates)", knowledge.applied)
+        return restored
+
+    async def _load_snapshot(
+        self, partition: int, engine: PartitionEngine
+    ) -> dict[str, Any] | None:
+        """Load the newest complete snapshot of `partition` into `engine` (its shared
+        knowledge is left to the caller) and return its state; None when it stays
+        cold (logged): none written yet, unusable, or the partition unreadable."""
+        topic = self.settings.topic_snapshots
+        tp = TopicPartition(topic, partition)
+        age = self.metrics.snapshot_age.labels(str(partition))
+        try:
+            ends = await fetch_end_offsets(self.consumer_kwargs, [tp])
+            found = await read_latest(self.consumer_kwargs, topic, partition, ends[tp])
+        except (SnapshotReadError, TimeoutError, KafkaError) as exc:
+            # Never an older snapshot instead: cold is visible (error, NaN age), a stale
+            # model restored silently is not.
+            log.error("partition %d: snapshots unreadable, models start cold: %s", partition, exc)
+            self.metrics.snapshot_restore_errors.inc()
+            age.set(math.nan)
+            return None
+        if found is None:
+            log.info("partition %d: no snapshot yet, models start cold", partition)
+            age.set(math.nan)
+            return None
+        try:
+            state = decode_snapshot(found.blob)
+            engine.load_state(state, with_knowledge=False)
+        except (SnapshotError, KeyError, ValueError, TypeError) as exc:
+            log.error("partition %d: snapshot %s unusable, starting cold: %s",
+                      partition, found.snapshot_id, exc)  # fmt: skip
+            self.metrics.snapshot_restore_errors.inc()
+            age.set(math.nan)
+            return None
+        seconds = found.age_s(_now_ms())
+        age.set(seconds)
+        log.info(
+            "partition %d: models restored from snapshot %s at offset %d (%d events), "
+            "written %.0f s ago, event time %s",
+            partition, found.snapshot_id, found.offset, engine.events, seconds,
+            "unknown" if found.event_ts is None else _iso(found.event_ts),
+        )  # fmt: skip
+        return state
 
     def _register_users(self, partition: int, engine: PartitionEngine) -> None:
         # After table recovery, so that profile TTL expiry also covers restored users.
@@ -256,8 +381,10 @@ class Runtime:
 
     async def snapshot(self, partition: int, engine: PartitionEngine) -> None:
         started = time.monotonic()
-        sid = f"p{partition}-e{engine.events}"
-        for value, headers in chunk_snapshot(engine.to_state(), sid):
+        written = _now_ms()
+        sid = f"p{partition}-e{engine.events}-t{written}"
+        chunks = chunk_snapshot(engine.to_state(), sid, engine.attribution.max_ts, written)
+        for value, headers in chunks:
             await self.topics["snapshots"].send(
                 key=f"p{partition}".encode(), value=value, headers=headers, partition=partition
             )
@@ -271,58 +398,72 @@ class Runtime:
         for p in partitions:
             self.engines.pop(p, None)
             self.untouched.discard(p)
+            with contextlib.suppress(KeyError):  # its new owner reports the age
+                self.metrics.snapshot_age.remove(str(p))
         self.guard.forget(partitions)
+        for topic in self.streams:
+            for p in partitions:
+                with contextlib.suppress(KeyError):  # a partition moved away has no lag here
+                    self.metrics.consumer_lag.remove(topic, str(p))
         self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
 
     def model_report(self) -> dict[str, Any]:
-        """Per-partition model health, for the `/models` view."""
+        """Per-partition event counts and the worker's shared models, for `/models`."""
+        k = self.knowledge
+        models = k.models
         return {
-            str(p): {
-                "events": e.events,
-                "model_version": e.models.version(p),
-                "click_weights": len(e.models.click.model._weights.to_dict()),
+            "partitions": {str(p): {"events": e.events} for p, e in sorted(self.engines.items())},
+            "knowledge": {
+                "model_version": k.version(),
+                "updates_applied": k.applied,
+                "updates_pending": len(k.pending),
+                "clock": k.clock,
+                "click_weights": len(models.click.model._weights.to_dict()),
                 "learned": {
-                    "click": e.models.click.n_learned,
-                    "conversion": e.models.conversion.n_learned,
-                    "revenue": e.models.revenue.n_learned,
+                    "click": models.click.n_learned,
+                    "conversion": models.conversion.n_learned,
+                    "revenue": models.revenue.n_learned,
                 },
-                "scores": e.models.summary(),
-            }
-            for p, e in sorted(self.engines.items())
+                "scores": models.summary(),
+            },
         }
 
     def update_gauges(self) -> None:
-        """Model health and sizes, aggregated over this worker's partitions."""
+        """Model health and sizes of this worker's shared knowledge."""
         m = self.metrics
-        engines = list(self.engines.values())
+        k = self.knowledge
         for name in ("click", "conversion"):
-            scores = [getattr(e.models, f"{name}_score") for e in engines]
-            n = sum(s.n for s in scores)
-            m.model_examples.labels(name).set(n)
-            if n:
-                merged = BinaryScore.merged(scores)
+            score: BinaryScore = getattr(k.models, f"{name}_score")
+            m.model_examples.labels(name).set(score.n)
+            if score.n:
                 for gauge, value in (
-                    (m.model_logloss, merged.logloss),
-                    (m.model_auc, merged.auc),
-                    (m.model_calibration, merged.calibration),
+                    (m.model_logloss, score.logloss),
+                    (m.model_auc, score.auc),
+                    (m.model_calibration, score.calibration),
                 ):
                     if not math.isnan(value):
                         gauge.labels(name).set(value)
-        rev = [e.models.revenue_score for e in engines]
-        m.model_examples.labels("revenue").set(sum(s.n for s in rev))
-        if sum(s.n for s in rev):
-            m.revenue_mae.set(sum(s.abs_sum for s in rev) / sum(s.n for s in rev))
+        rev = k.models.revenue_score
+        m.model_examples.labels("revenue").set(rev.n)
+        if rev.n:
+            m.revenue_mae.set(rev.abs_sum / rev.n)
         size = len(self.users) if self.users is not None else 0
         m.active_profiles.set(size)
         m.table_size.labels("users").set(size)
         m.table_size.labels("campaigns").set(len(self.campaigns))
-        covered = [e.recommender for e in engines]
-        seen = sum(len(r.popularity) for r in covered)
-        if seen:
-            m.recommendation_coverage.set(sum(len(r.recommended) for r in covered) / seen)
-        for e in engines:
-            for cid in e.pacer.campaigns:
-                c = e.campaign(cid)
-                m.campaign_spend.labels(m.campaign_label(cid)).set(
-                    e.pacer.spend_ratio(c, e.attribution.max_ts)
-                )
+        r = k.recommender
+        if r.popularity:
+            m.recommendation_coverage.set(r.coverage())
+        for cid in k.pacer.campaigns:
+            m.campaign_spend.labels(m.campaign_label(cid)).set(
+                k.pacer.spend_ratio(k.campaign(cid), k.clock)
+            )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
+
+
+def _now_ms() -> int:
+    """Wall clock for the engine's one sanity check (future timestamps); see engine.py."""
+    return int(time.time() * 1000)

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from online_models.config import domain_overrides
+
 SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password"})
 
 
@@ -41,6 +43,16 @@ class Settings:
     # Decoded user states kept in memory (most recently used); the rest are decoded
     # from the table's bytes when needed. Bounds the worker's memory (streams/state_store.py).
     state_cache_users: int = 256
+    max_nesting_depth: int = 32  # deeper JSON goes to dead-letter as too_deep, unparsed
+    # Readiness fails while a partition with a backlog has not advanced for this long.
+    stall_timeout_s: float = 120.0
+    # Consumer lag (log end minus next offset to process) and broker reachability are
+    # refreshed this often; the broker counts as unreachable after broker_timeout_s.
+    lag_refresh_s: float = 5.0
+    broker_timeout_s: float = 15.0
+    # SIGTERM: flushing and committing may take this long before the worker exits anyway
+    # (what was not committed is redelivered to the next owner, not lost).
+    shutdown_timeout_s: float = 8.0
     snapshot_every_events: int = 2000
     snapshot_every_s: float = 10.0
     # A snapshot blocks its worker for a time that grows with the partition's state;
@@ -78,11 +90,7 @@ class Settings:
             key = ENV_NAMES[f.name]
             if key in source:
                 values[f.name] = _coerce(f.type, source[key], key)
-        values["domain"] = {
-            k[len("ECOM_DOMAIN_") :].lower(): float(v)
-            for k, v in source.items()
-            if k.startswith("ECOM_DOMAIN_")
-        }
+        values["domain"] = domain_overrides(source)
         settings = cls(**values)
         settings.check()
         return settings
@@ -92,6 +100,10 @@ class Settings:
             raise SettingsError("ECOM_PARTITIONS must be >= 1")
         if self.state_cache_users < 1:
             raise SettingsError("ECOM_STATE_CACHE_USERS must be >= 1")
+        if self.max_nesting_depth < 2:
+            raise SettingsError("ECOM_MAX_NESTING_DEPTH must be >= 2")
+        if self.lag_refresh_s <= 0 or self.broker_timeout_s <= 0:
+            raise SettingsError("ECOM_LAG_REFRESH_S and ECOM_BROKER_TIMEOUT_S must be > 0")
         if not 0 < self.snapshot_max_share <= 1:
             raise SettingsError("ECOM_SNAPSHOT_MAX_SHARE must be in (0, 1]")
         if self.security_protocol.startswith("SASL") and not (

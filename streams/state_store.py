@@ -83,5 +83,9 @@ class StateStore:
     def __len__(self) -> int:
         return len(self.table)
 
+    def forget(self, user: str) -> None:
+        """Drop one cached state; the next read decodes the last one written."""
+        self.cache.pop(user, None)
+
     def forget_cache(self) -> None:
         self.cache.clear()

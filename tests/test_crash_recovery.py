@@ -34,7 +34,8 @@ def test_sigkill_twice_loses_nothing_and_counts_once(broker, fast_worker_env, tm
     produce(broker.bootstrap, campaign_records(settings))
 
     def processed() -> int:
-        return sum(p["events"] for p in (get_json(f"{base}/models") or {}).values())
+        models = get_json(f"{base}/models") or {"partitions": {}}
+        return sum(p["events"] for p in models["partitions"].values())
 
     kills = 0
     for i, chunk in enumerate(chunks[:2]):

@@ -3,7 +3,7 @@
 The pacing factor multiplies every bid of a campaign: a controller that is off by a
 little over- or under-spends real money all day. These tests pin the controller's
 arithmetic (hand-computed), its bounds, the daily reset in UTC event time, the
-per-partition share of the budget, and the hysteresis that limits output volume.
+campaign-wide budget, and the hysteresis that limits output volume.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from online_models.bidding import (
     ValueAverage,
     clip_multiplier,
 )
+from online_models.config import EngineConfig
+from online_models.engine import PartitionEngine
 from online_models.events import Campaign
 
 HOUR = 3_600_000
@@ -33,8 +35,6 @@ def pacer(**over: Any) -> Pacer:
         "gain": 0.8,
         "low": 0.0,
         "high": 2.0,
-        "threshold": 0.05,
-        "shares": 1,
         **over,
     }
     return Pacer(**kw)
@@ -129,21 +129,23 @@ def test_target_has_a_floor_right_after_midnight() -> None:
     assert p.spend_ratio(campaign(), DAY0) == pytest.approx(2.4 / (240 * MIN_TARGET_SHARE))
 
 
-def test_budget_is_split_over_shares() -> None:
-    """Each of `shares` partitions paces against budget / shares: with 4 shares of 240,
-    spending 60 exhausts a partition, and 59 by noon (target 30) is far ahead (raw
-    1 + 0.8 * (1 - 59/30) = 0.226667), whereas one partition of 1 would be behind."""
-    four = pacer(shares=4)
-    assert four.spend(campaign(), 59.0, NOON) == pytest.approx(0.226667, abs=1e-6)
-    assert four.spend(campaign(), 1.0, NOON + 1) == 0.0
-    assert pacer(shares=1).spend(campaign(), 59.0, NOON) > 1.0
-
-
-def test_moved_has_hysteresis() -> None:
-    """moved() is true once per move larger than threshold * last emitted factor
-    (floored at 0.1), so pacing updates are not emitted on every impression."""
+def test_pacing_is_against_the_whole_daily_budget() -> None:
+    """The pacer is campaign-wide (it lives in the shared knowledge, fed by every
+    partition's spend): 59 of 240 by noon (target 120) is behind and speeds up, 60
+    more in the same second (119) is still on the right side of the target, and the
+    budget is exhausted only at 240, not at a partition's 240 / partitions."""
     p = pacer()
-    pace = p.campaigns["c1"] = CampaignPace()
+    assert p.spend(campaign(), 59.0, NOON) > 1.0
+    assert p.spend(campaign(), 60.0, NOON + 1) > 0.0
+    assert p.spend(campaign(), 121.0, NOON + 2) == 0.0  # 240 in all
+
+
+def test_announcements_have_hysteresis() -> None:
+    """A partition announces the campaign-wide factor once per move larger than
+    threshold * the factor it last announced (floored at 0.1), so pacing updates are
+    not emitted on every impression."""
+    eng = PartitionEngine(EngineConfig(partitions=1), 0)
+    pace = eng.knowledge.pacer.campaigns["c1"] = CampaignPace()
     for factor, moved in [
         (1.04, False),
         (1.06, True),
@@ -155,12 +157,14 @@ def test_moved_has_hysteresis() -> None:
         (0.006, True),
     ]:
         pace.factor = factor
-        assert p.moved("c1") is moved, factor
-    assert pace.emitted == 0.006
+        out: list[Any] = []
+        eng._announce_pacing(campaign(), NOON, "src", out)
+        assert bool(out) is moved, factor
+    assert eng.pacing_sent["c1"] == 0.006
 
 
 def test_pacer_state_round_trip() -> None:
-    """Pacing survives a snapshot through JSON: same day, spend, factor, emitted."""
+    """Pacing survives a snapshot through JSON: same day, spend, factor."""
     p = pacer()
     p.spend(campaign(), 150.0, NOON)
     q = pacer()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import pickle
+import random
 from typing import Any
 
+import orjson
 import pytest
 
 from online_models.decode import (
@@ -22,6 +24,7 @@ from online_models.decode import (
     DecodeError,
     decode_dict,
     decode_input,
+    nesting_depth,
 )
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent, OrderItem
 
@@ -66,11 +69,36 @@ def reason_of(stream: str, data: bytes, **kw: Any) -> str:
 # Dead-letter reasons -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", [b'{"event_id": "x", "ts": ', b"", b"not json", b"\xff\xfe"])
+@pytest.mark.parametrize("data", [b'{"event_id": "x", "ts": ', b"not json", b"\xff\xfe"])
 def test_not_json(data: bytes) -> None:
     """Truncated, empty or binary bytes are `not_json`: the operator learns the producer
     sends garbage, not that a field is wrong."""
     assert reason_of(CLICKSTREAM, data) == "not_json"
+
+
+@pytest.mark.parametrize("data", [b"", None])
+def test_empty_value_and_tombstone(data: bytes | None) -> None:
+    """A null value (a tombstone) or empty bytes is `empty_value`, not an event."""
+    assert reason_of(CLICKSTREAM, data) == "empty_value"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stream", [CLICKSTREAM, "orders", "ad-impressions"])
+@pytest.mark.parametrize("depth", [33, 1000, 30_000])
+def test_deep_nesting_is_refused_before_any_parse(stream: str, depth: int) -> None:
+    """Parsers recurse per nesting level (msgspec raised RecursionError at ~1,000):
+    depth is measured iteratively first, and brackets inside strings do not count."""
+    head = b'{"event_id": "e", "ts": 1700000000000, "user_id": "u", "x": '
+    data = head + b"[" * depth + b"]" * depth + b"}"
+    assert reason_of(stream, data, max_bytes=1 << 20) == "too_deep"
+    in_string = head + b'"' + b"[{" * 5000 + b'"}'
+    assert reason_of(stream, in_string, max_bytes=1 << 20) != "too_deep"
+
+
+def test_nesting_at_the_limit_is_parsed() -> None:
+    ok = b'{"event_id": "e", "ts": 1700000000000, "user_id": "u", "type": "search", "x": '
+    depth = 31  # plus the enclosing object: 32 levels, the default limit
+    ev = decode_input(CLICKSTREAM, ok + b"[" * depth + b"]" * depth + b"}")
+    assert ev.type == "search"
 
 
 @pytest.mark.parametrize("data", [b"[1, 2, 3]", b'"a string"', b"null", b"42", b"true"])
@@ -350,3 +378,41 @@ def test_decode_dict_matches_decode_input() -> None:
     with pytest.raises(DecodeError) as info:
         decode_dict(CLICKSTREAM, view(ts="2017-11-26T01:00:00"))
     assert info.value.reason == "bad_timestamp"
+
+
+def _depth_by_scanning(raw: bytes) -> int:
+    """Reference: a plain character scanner of JSON strings and brackets."""
+    depth = deepest = 0
+    inside = escaped = False
+    for c in raw:
+        if inside:
+            if escaped:
+                escaped = False
+            elif c == ord("\\"):
+                escaped = True
+            elif c == ord('"'):
+                inside = False
+        elif c == ord('"'):
+            inside = True
+        elif c in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in b"]}":
+            depth -= 1
+    return deepest
+
+
+def test_nesting_depth_matches_a_plain_scanner_on_random_json() -> None:
+    rng = random.Random(7)
+    tricky = ['a\\"[', "\\\\", "]]}", 'x\\\\"{', "{[", 1, None]
+
+    def value(level: int) -> Any:
+        if level > 6 or rng.random() < 0.3:
+            return rng.choice(tricky)
+        if rng.random() < 0.5:
+            return [value(level + 1) for _ in range(rng.randint(0, 3))]
+        return {f"k{i}{rng.choice(tricky)}": value(level + 1) for i in range(rng.randint(0, 3))}
+
+    for _ in range(2000):
+        raw = orjson.dumps(value(0))
+        assert nesting_depth(raw) == _depth_by_scanning(raw), raw

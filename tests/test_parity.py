@@ -5,10 +5,13 @@ Live, one partition's three input topics are read concurrently, so their interle
 can differ from the replay's event-time merge. The domain is built to be insensitive to
 that for profiles, labels and recommendations (all asserted equal here). Bid multipliers
 re-emitted on a >10 % move ("value_moved") depend on model state at the moment of
-re-pricing and may differ; the first bid per user and campaign, and every campaign-wide
-pacing update, must match. A recommendation can differ in the rare case where one user's
-view and order fall in one rate-limit interval and are read out of event-time order
-(bounded here at 1 %; see docs/backtesting.md)."""
+re-pricing and may differ; the first bid per user and campaign must match. Campaign-wide
+pacing updates come from one pacer fed by both partitions' spend in the order the worker
+read it, so a few of them can be triggered by a different impression than in the replay
+(measured: 4 of 30 differ); their number and most of their ids must match. A
+recommendation can differ in the rare case where one user's view and order fall in one
+rate-limit interval and are read out of event-time order (bounded here at 1 %; see
+docs/backtesting.md)."""
 
 from __future__ import annotations
 
@@ -28,12 +31,6 @@ from backtest.replay import ReplayOptions, replay
 from backtest.synthetic import campaigns
 
 pytestmark = pytest.mark.integration
-
-
-def _pooled(scores: list[dict]) -> dict[str, float]:
-    n = sum(s["n"] for s in scores)
-    return {"n": n, "positives": sum(s["positives"] for s in scores),
-            "logloss": sum(s["n"] * s["logloss"] for s in scores if s["n"]) / n}  # fmt: skip
 
 
 def test_offline_replay_and_live_worker_agree(broker, fast_worker_env, tmp_path, monkeypatch):
@@ -61,7 +58,8 @@ def test_offline_replay_and_live_worker_agree(broker, fast_worker_env, tmp_path,
         asyncio.run(produce([str(event_file)], 250.0))
 
         def processed() -> int:
-            return sum(p["events"] for p in (get_json(f"{base}/models") or {}).values())
+            models = get_json(f"{base}/models") or {"partitions": {}}
+            return sum(p["events"] for p in models["partitions"].values())
 
         poll(lambda: (processed() >= len(events), f"{processed()} of {len(events)}"), 120)
         live_models = get_json(f"{base}/models")
@@ -72,22 +70,31 @@ def test_offline_replay_and_live_worker_agree(broker, fast_worker_env, tmp_path,
         return {o["event_id"] for o in outputs if keep(o)}
 
     recs = lambda o: "items" in o  # noqa: E731
-    firsts = lambda o: "items" not in o and o["reason"] in {"new", "pacing", "budget_exhausted"}  # noqa: E731
+    firsts = lambda o: "items" not in o and o["reason"] == "new"  # noqa: E731
+    pacing = lambda o: "items" not in o and o["user_id"] is None  # noqa: E731
     # Recommendations: equal but for the rare view and order of one user that fall in one
     # rate-limit interval and are read out of event-time order across topics.
     off_recs, live_recs = ids(offline, recs), ids(live, recs)
     assert len(off_recs) > 500
     assert len(off_recs ^ live_recs) <= 0.01 * len(off_recs), off_recs ^ live_recs
     assert ids(offline, firsts) and ids(live, firsts) == ids(offline, firsts)
+    # Pacing is campaign-wide: the shared pacer sums both partitions' spend, in the order
+    # the worker read it. The factor follows the same spend, but which impression moves
+    # it past the announcement threshold can differ from the replay's event-time order.
+    off_pace, live_pace = ids(offline, pacing), ids(live, pacing)
+    print(f"pacing announcements: offline {len(off_pace)}, live {len(live_pace)}, "
+          f"differing {len(off_pace ^ live_pace)}")  # fmt: skip
+    assert len(off_pace) > 10
+    assert abs(len(live_pace) - len(off_pace)) <= 0.1 * len(off_pace)
+    assert len(off_pace & live_pace) >= 0.5 * len(off_pace)
     assert len(live) == len({o["event_id"] for o in live}), "duplicate output ids"
 
+    # One worker: its two partitions feed one shared knowledge, as the replay's do.
     for model in ("click", "conversion"):
-        off = report["models"][model]
-        on = _pooled([p["scores"][model] for p in live_models.values()])
+        off, on = report["models"][model], live_models["knowledge"]["scores"][model]
         assert (on["n"], on["positives"]) == (off["n"], off["positives"]), model
-    # Log-loss depends on label order within a partition; with hundreds of click labels
+    # Log-loss depends on the order labels are learned in; with hundreds of click labels
     # it agrees closely (conversion labels are too few here for a meaningful figure).
-    off, on = report["models"]["click"], _pooled([p["scores"]["click"] for p in
-                                                   live_models.values()])  # fmt: skip
+    off, on = report["models"]["click"], live_models["knowledge"]["scores"]["click"]
     assert on["logloss"] == pytest.approx(off["logloss"], abs=0.01)
     assert Path(tmp_path / "out" / "report.json").exists()

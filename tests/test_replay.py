@@ -169,3 +169,29 @@ def test_replay_of_an_imported_taobao_sample(tmp_path: Path) -> None:
     assert report["counts"]["invalid_by_reason"] == {}
     assert report["recommendations"]["evaluated"] > 0
     assert report["bidding"]["impressions"] == 0 and report["bidding"]["policy"] is None
+
+
+def test_replay_honours_the_workers_domain_settings(
+    inputs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """`ecom-stream replay` reads ECOM_DOMAIN_* like the worker (one reader for both),
+    says so in its help, and --knowledge-delay-ms overrides the variable."""
+    from streams.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    assert "ECOM_DOMAIN_" in capsys.readouterr().out.replace("\n", " ")
+    monkeypatch.setenv("ECOM_DOMAIN_TOP_K", "3")
+    monkeypatch.setenv("ECOM_DOMAIN_KNOWLEDGE_DELAY_MS", "60000")
+    out = tmp_path / "r"
+    args = ["replay", *map(str, inputs), "--report", str(out), "--quiet", "--no-html"]
+    assert main([*args, "--limit", "3000"]) == 0
+    report = orjson.loads((out / "report.json").read_bytes())
+    settings = report["settings"]
+    assert (settings["top_k"], settings["knowledge_delay_ms"]) == (3, 60000)
+    assert settings["domain_overrides"] == {"knowledge_delay_ms": 60000.0, "top_k": 3.0}
+    with gzip.open(out / "outputs.jsonl.gz") as f:
+        recs = [o for o in map(orjson.loads, f) if "items" in o]
+    assert recs and max(len(o["items"]) for o in recs) == 3
+    assert main([*args, "--limit", "3000", "--knowledge-delay-ms", "0"]) == 0
+    assert orjson.loads((out / "report.json").read_bytes())["settings"]["knowledge_delay_ms"] == 0

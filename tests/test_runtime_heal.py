@@ -17,6 +17,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from faust.types import TP as faust_tp
 
 from online_models.config import EngineConfig
 from streams import runtime as runtime_module
@@ -30,6 +31,10 @@ TP = ("clickstream", 1)
 class FakeConsumer:
     def __init__(self) -> None:
         self.seeks: list[int] = []
+        self.assigned = {TP}
+
+    def assignment(self) -> set[Any]:
+        return {faust_tp(*tp) for tp in self.assigned}
 
     async def seek(self, tp: Any, offset: int) -> None:
         assert (tp.topic, tp.partition) == TP
@@ -108,3 +113,17 @@ def test_a_hole_left_open_when_records_stop_is_sought_again_by_the_timer(
     clock[0] += RESEEK_S
     asyncio.run(rt.reseek_holes())  # nothing open: no seek
     assert consumer.seeks == [1, 1]
+
+
+def test_a_seek_to_a_partition_revoked_meanwhile_is_skipped(clock: list[float]) -> None:
+    """A rebalance can take the partition away between the hole and the (timer's) seek:
+    aiokafka would raise from the agent or the timer; the seek is skipped, logged, and
+    the hole forgotten (the new owner reads from the committed offset, below it)."""
+    rt, applied, consumer = runtime()
+    feed(rt, 0, 5)
+    assert consumer.seeks == [1] and TP in rt.holes
+    consumer.assigned = set()
+    clock[0] += RESEEK_S
+    asyncio.run(rt.reseek_holes())
+    assert consumer.seeks == [1] and TP not in rt.holes
+    assert applied == [0]

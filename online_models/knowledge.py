@@ -1,0 +1,265 @@
+"""Shared knowledge: what the service learns from the events of every partition.
+
+The domain keeps two kinds of state. **User state** (profiles, the users' pending
+attribution, their bids) is keyed by user and partitioned like the inputs; a
+`PartitionEngine` owns it. **Shared knowledge** (item transitions and co-visitation,
+item and category popularity, the click / conversion / revenue models and their
+progressive scores, the buyer segments, campaign spend and value averages) is
+learned from every partition and read by every partition; this module holds it.
+
+The user side never writes here directly: each event becomes compact *updates*
+(plain msgspec structs, below) that it hands to `submit`. The knowledge buffers them
+and applies them, in event-time order, once its event-time clock has passed their
+time plus `knowledge_delay_ms`: live, updates from other workers will arrive late,
+and the replay models that lateness with the same setting. `apply` applies updates
+at once (what a consumer of a future internal updates topic would call).
+
+Updates are designed to travel between processes: each is a tagged JSON array
+(`encode_updates` / `decode_updates`, a version number in front, never pickle),
+carries its own event time, and is small (item ids, a feature dict, a few numbers).
+Counts (popularity, co-visitation, spend) are sums of forward-decayed weights, so
+they do not depend on the order updates arrive in; model training (SGD) does, as it
+does for any online learner.
+
+>>> from online_models.config import EngineConfig
+>>> k = SharedKnowledge(EngineConfig(knowledge_delay_ms=1000))
+>>> k.submit([ItemSeen("a", "cat", 5_000, 1.0), Transition("a", "b", 5_000, 1)], now=5_000)
+>>> k.trending_items(5), len(k.pending)   # not visible yet: 1 s of event time late
+([], 2)
+>>> k.advance(6_000); k.trending_items(5), len(k.pending)
+(['a'], 0)
+>>> decode_updates(encode_updates([Spend("c1", 7_000, 0.25)]))
+[Spend(campaign_id='c1', ts=7000, cost=0.25)]
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from online_models.bidding import Pacer, ValueAverage
+from online_models.config import EngineConfig
+from online_models.events import Campaign
+from online_models.learner import Models
+from online_models.outputs import RecommendedItem
+from online_models.recommend import Recommender
+from online_models.segments import Segmenter
+
+UPDATES_VERSION = 1
+
+
+class ItemSeen(msgspec.Struct, array_like=True, frozen=True, tag="item", gc=False):
+    """A user interacted with an item (popularity / trending, item -> category)."""
+
+    item: str
+    category: str | None
+    ts: int
+    weight: float
+
+
+class Transition(msgspec.Struct, array_like=True, frozen=True, tag="next", gc=False):
+    """In one session a user went from `prev` to `item`, `distance` steps later (1 =
+    directly). Ordered, so sequence-aware recommenders can be built on them; today
+    they feed symmetric co-visitation."""
+
+    prev: str
+    item: str
+    ts: int
+    distance: int
+
+
+class Example(msgspec.Struct, array_like=True, frozen=True, tag="label", gc=False):
+    """A labelled example for the click or conversion (and revenue) model; `ts` is the
+    event time at which the user side resolved it (the watermark passed its window)."""
+
+    kind: str  # "click" | "conversion"
+    y: bool
+    x: dict[str, float]
+    campaign_id: str
+    ts: int
+    revenue: float = 0.0
+
+
+class Spend(msgspec.Struct, array_like=True, frozen=True, tag="spend", gc=False):
+    """An impression's cost, towards its campaign's daily spend and mean cost."""
+
+    campaign_id: str
+    ts: int
+    cost: float
+
+
+class BidValue(msgspec.Struct, array_like=True, frozen=True, tag="value", gc=False):
+    """A predicted impression value, towards the campaign's running average."""
+
+    campaign_id: str
+    ts: int
+    value: float
+
+
+class BuyerRfm(msgspec.Struct, array_like=True, frozen=True, tag="rfm", gc=False):
+    """A buyer's recency / frequency / monetary point, for the segment model."""
+
+    r: float
+    f: float
+    m: float
+    ts: int
+
+
+Update = ItemSeen | Transition | Example | Spend | BidValue | BuyerRfm
+
+
+class UpdateBatch(msgspec.Struct, frozen=True):
+    v: int
+    updates: list[Update]
+
+
+_ENCODER = msgspec.json.Encoder()
+_BATCH = msgspec.json.Decoder(UpdateBatch)
+
+
+def encode_updates(updates: list[Update]) -> bytes:
+    """JSON bytes of a batch of updates, with the format version in front."""
+    return _ENCODER.encode(UpdateBatch(UPDATES_VERSION, updates))
+
+
+def decode_updates(raw: bytes) -> list[Update]:
+    batch = _BATCH.decode(raw)
+    if batch.v != UPDATES_VERSION:
+        raise ValueError(f"knowledge updates version {batch.v}, expected {UPDATES_VERSION}")
+    return batch.updates
+
+
+class SharedKnowledge:
+    """Learned from every partition, read by every partition (see module docstring)."""
+
+    def __init__(self, cfg: EngineConfig, campaigns: Mapping[str, Campaign] | None = None):
+        self.cfg = cfg
+        self.delay_ms = cfg.knowledge_delay_ms
+        self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
+        self.recommender = Recommender(
+            cfg.covis_neighbors,
+            cfg.covis_lookback,
+            cfg.covis_half_life_ms,
+            cfg.trending_half_life_ms,
+            cfg.max_items,
+        )
+        self.models = Models(
+            cfg.learning_rate,
+            cfg.l2,
+            cfg.click_prior,
+            cfg.conversion_prior,
+            cfg.intercept_learning_rate,
+        )
+        self.segmenter = Segmenter(cfg.segments)
+        # Campaign-wide: the whole daily budget against the spend of every partition.
+        self.pacer = Pacer(cfg.pacing_gain, cfg.pacing_min, cfg.pacing_max)
+        self.values = ValueAverage()
+        self.costs = ValueAverage()
+        self.clock = 0  # latest event time seen (by `advance`)
+        self.applied = 0  # updates applied so far
+        self.seq = 0
+        # (visible at, seq, update): a heap, so updates apply in event-time order.
+        self.pending: list[tuple[int, int, Update]] = []
+
+    # Writing ------------------------------------------------------------------------
+    def submit(self, updates: Iterable[Update], now: int) -> None:
+        """Buffer updates; they apply once the clock passes their time + the delay."""
+        delay = self.delay_ms
+        for u in updates:
+            self.seq += 1
+            heapq.heappush(self.pending, (u.ts + delay, self.seq, u))
+        self.advance(now)
+
+    def advance(self, now: int) -> None:
+        """Move the event-time clock to `now` (if later) and apply what is due."""
+        if now > self.clock:
+            self.clock = now
+        pending = self.pending
+        if pending and pending[0][0] <= self.clock:
+            due = []
+            while pending and pending[0][0] <= self.clock:
+                due.append(heapq.heappop(pending)[2])
+            self.apply(due)
+
+    def apply(self, updates: Iterable[Update]) -> None:
+        """Learn from updates now, in the order given."""
+        rec, models = self.recommender, self.models
+        for u in updates:
+            self.applied += 1
+            if isinstance(u, Transition):
+                rec.observe_pair((u.prev,), u.item, u.ts)
+            elif isinstance(u, ItemSeen):
+                rec.observe_item(u.item, u.category, u.ts, u.weight)
+            elif isinstance(u, Example):
+                models.learn_one(u.kind, u.x, u.y, u.revenue)
+            elif isinstance(u, Spend):
+                self.costs.update(u.campaign_id, u.cost)
+                self.pacer.spend(self.campaign(u.campaign_id), u.cost, u.ts)
+            elif isinstance(u, BidValue):
+                self.values.update(u.campaign_id, u.value)
+            else:
+                self.segmenter.assign({"r": u.r, "f": u.f, "m": u.m})
+
+    # Reading ------------------------------------------------------------------------
+    def campaign(self, campaign_id: str) -> Campaign:
+        known = self.campaigns.get(campaign_id)
+        return known if known is not None else Campaign(campaign_id=campaign_id)
+
+    def recommend(
+        self, recent: list[str], affinity: Mapping[str, float], exclude: set[str], k: int
+    ) -> tuple[list[RecommendedItem], str]:
+        return self.recommender.recommend(recent, affinity, exclude, k)
+
+    def trending_items(self, k: int) -> list[str]:
+        return self.recommender.trending_items(k)
+
+    def predict(self, x: dict[str, float]) -> tuple[float, float, float]:
+        """(p_click, p_conversion given click, expected revenue given conversion)."""
+        return self.models.predict(x)
+
+    def segment(self, rfm: dict[str, float]) -> str:
+        return self.segmenter.label(rfm)
+
+    def pacing_factor(self, campaign_id: str) -> float:
+        return self.pacer.factor(campaign_id)
+
+    def value_average(self, campaign_id: str) -> float | None:
+        return self.values.means.get(campaign_id)
+
+    def mean_cost(self, campaign_id: str) -> float:
+        return self.costs.means.get(campaign_id, 0.0)
+
+    def version(self) -> str:
+        return self.models.version()
+
+    def is_empty(self) -> bool:
+        return self.applied == 0 and not self.pending
+
+    # Snapshots ----------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "clock": self.clock,
+            "applied": self.applied,
+            "seq": self.seq,
+            "pending": [[t, s, msgspec.to_builtins(u)] for t, s, u in sorted(self.pending)],
+            "models": self.models.to_state(),
+            "segmenter": self.segmenter.to_state(),
+            "recommender": self.recommender.to_state(),
+            "pacer": self.pacer.to_state(),
+            "values": self.values.means,
+            "costs": self.costs.means,
+        }
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        self.clock, self.applied, self.seq = int(s["clock"]), int(s["applied"]), int(s["seq"])
+        self.pending = [(int(t), int(q), msgspec.convert(u, Update)) for t, q, u in s["pending"]]
+        heapq.heapify(self.pending)
+        self.models.load_state(s["models"])
+        self.segmenter = Segmenter.from_state(s["segmenter"])
+        self.recommender.load_state(s["recommender"])
+        self.pacer.load_state(s["pacer"])
+        self.values.means = {k: float(v) for k, v in s["values"].items()}
+        self.costs.means = {k: float(v) for k, v in s["costs"].items()}
