@@ -168,6 +168,8 @@ def truth_check(params: TruthParams, fake_negatives: int = 1) -> TruthCheck:
     return run_truth(generate_truth(params), EngineConfig(fake_negatives=fake_negatives))
 
 
+# The engine on a whole market: ~1 min alone, more on a shared 2-core machine.
+@pytest.mark.timeout(900)
 def test_click_model_auc_is_within_002_of_the_truth_on_the_default_market() -> None:
     """On the default market, on the same labelled impressions, the click model's
     progressive AUC is within 0.02 of the true probabilities' AUC, and so is its AUC on
@@ -181,6 +183,8 @@ def test_click_model_auc_is_within_002_of_the_truth_on_the_default_market() -> N
     assert "click" not in s["gated"]
 
 
+# The engine on a whole market: ~1 min alone, more on a shared 2-core machine.
+@pytest.mark.timeout(900)
 def test_fake_negatives_calibrate_delayed_conversions_better_than_waiting() -> None:
     """Conversions arrive hours after their clicks, negatives 24 h after. Judged at click
     time against the final labels, the conversion model with fake-negative weighting is
