@@ -155,7 +155,13 @@ class SharedKnowledge:
         )
         self.segmenter = Segmenter(cfg.segments)
         # Campaign-wide: the whole daily budget against the spend of every partition.
-        self.pacer = Pacer(cfg.pacing_gain, cfg.pacing_min, cfg.pacing_max)
+        self.pacer = Pacer(
+            cfg.pacing_gain,
+            cfg.pacing_min,
+            cfg.pacing_max,
+            cfg.pacing_integral,
+            cfg.pacing_window_ms,
+        )
         self.values = ValueAverage()
         self.costs = ValueAverage()
         self.clock = 0  # latest event time seen (by `advance`)
@@ -196,7 +202,8 @@ class SharedKnowledge:
             elif isinstance(u, Example):
                 models.learn_one(u.kind, u.x, u.y, u.revenue)
             elif isinstance(u, Spend):
-                self.costs.update(u.campaign_id, u.cost)
+                if u.cost > 0:  # an impression not won (replay) costs nothing, says no price
+                    self.costs.update(u.campaign_id, u.cost)
                 self.pacer.spend(self.campaign(u.campaign_id), u.cost, u.ts)
             elif isinstance(u, BidValue):
                 self.values.update(u.campaign_id, u.value)
@@ -223,8 +230,34 @@ class SharedKnowledge:
     def segment(self, rfm: dict[str, float]) -> str:
         return self.segmenter.label(rfm)
 
-    def pacing_factor(self, campaign_id: str) -> float:
-        return self.pacer.factor(campaign_id)
+    def pacing_factor(self, campaign_id: str, ts: int | None = None) -> float:
+        return self.pacer.factor(campaign_id, ts)
+
+    def pacing_state(self, campaign_id: str, ts: int) -> dict[str, float]:
+        """Today's spend, budget, even-spend target and factor of a campaign."""
+        return self.pacer.state(self.campaign(campaign_id), ts)
+
+    def trusted(self, kind: str) -> bool:
+        """Whether a model's predictions may move bids: until it has learned
+        `value_min_labels` labels with `value_min_positives` positives among them,
+        its output is an untrained prior and bids stay neutral on it."""
+        m = self.models
+        if kind == "revenue":
+            return m.revenue.n_learned >= self.cfg.value_min_positives
+        score = m.click_score if kind == "click" else m.conversion_score
+        return score.n >= self.cfg.value_min_labels and score.y_sum >= self.cfg.value_min_positives
+
+    def base_rate(self, kind: str) -> float:
+        """Observed positive rate of the click or conversion labels (prior before any)."""
+        score = self.models.click_score if kind == "click" else self.models.conversion_score
+        if score.n == 0:
+            return self.cfg.click_prior if kind == "click" else self.cfg.conversion_prior
+        return score.y_sum / score.n
+
+    def mean_revenue(self) -> float:
+        """Mean order value learned so far (the revenue model's prior before any)."""
+        r = self.models.revenue_score
+        return r.y_sum / r.n if r.n else self.models.revenue.prior
 
     def value_average(self, campaign_id: str) -> float | None:
         return self.values.means.get(campaign_id)
