@@ -492,7 +492,7 @@ def simulate(
         ).summary()
     if truth is not None:
         pc = [truth.get(i.impression_id, (0.0, 0.0))[0] for i in imps]
-        bids, _ = scaled_to_spend(imps, pc, prices, budgets, per_day, day_of)
+        bids, _ = scaled_to_spend(imps, pc, prices, budgets, per_day, day_of, p.spend_tolerance)
         out["oracle"] = run_policy(imps, bids, prices, budgets, joined, orders, p, truth).summary()
         out["oracle"]["bids"] = "proportional to the true click probability"
         out["gain_captured"] = gain_captured(out)

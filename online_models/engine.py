@@ -364,6 +364,9 @@ class PartitionEngine:
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
                 continue
             campaign = self.campaign(campaign_id)
+            # A factor that moved without an impression of the campaign (a new day
+            # after an exhausted one) is announced by the next event that re-prices it.
+            self._announce_pacing(campaign, ts, source_id, outputs)
             context = {"device": device, "region": region}
             p_click, p_conv, revenue, value, mult, gated = self._price(
                 p, campaign, str(placement), context, ts

@@ -35,6 +35,7 @@ does for any online learner.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -238,14 +239,24 @@ class SharedKnowledge:
         return self.pacer.state(self.campaign(campaign_id), ts)
 
     def trusted(self, kind: str) -> bool:
-        """Whether a model's predictions may move bids: until it has learned
-        `value_min_labels` labels with `value_min_positives` positives among them,
-        its output is an untrained prior and bids stay neutral on it."""
+        """Whether a model's predictions may move bids: not before it has learned
+        `value_min_labels` labels with `value_min_positives` positives among them (an
+        untrained prior), and not while its progressive log-loss is no better than
+        the constant base rate's (a model that does not beat a constant only adds
+        noise to bids; Open Bandit's click model is one)."""
         m = self.models
         if kind == "revenue":
             return m.revenue.n_learned >= self.cfg.value_min_positives
         score = m.click_score if kind == "click" else m.conversion_score
-        return score.n >= self.cfg.value_min_labels and score.y_sum >= self.cfg.value_min_positives
+        if score.n < self.cfg.value_min_labels or score.y_sum < self.cfg.value_min_positives:
+            return False
+        if score.n == 0 or self.cfg.value_min_labels == 0:
+            return True
+        rate = score.y_sum / score.n
+        if not 0 < rate < 1:
+            return False
+        constant = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+        return score.loss_sum / score.n < constant
 
     def base_rate(self, kind: str) -> float:
         """Observed positive rate of the click or conversion labels (prior before any)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 import signal
@@ -55,8 +56,11 @@ class DemoBidder:
 
     def record(self, adj: dict[str, Any]) -> None:
         factor = float(adj.get("pacing_factor") or 0.0)
+        # Every record carries the campaign's factor as of its time, a user's too: a
+        # new day's factor arrives with the first re-priced user, not only with the
+        # next announcement (which needs an impression, which needs a factor > 0).
+        self.pacing[adj["campaign_id"]] = factor
         if adj.get("user_id") is None:
-            self.pacing[adj["campaign_id"]] = factor
             return
         if len(self.values) >= self.MAX_USERS:
             self.values.clear()
@@ -71,8 +75,11 @@ class DemoBidder:
         if ts // DAY_MS > self.day:
             self.day, self.spend = ts // DAY_MS, {}
         self.offered += 1
-        if float(imp.get("bid", 0.0)) * mult < float(imp.get("cost", 0.0)):
+        cost = float(imp.get("cost", 0.0))
+        if float(imp.get("bid", 0.0)) * mult < cost:
             return False
+        if self.spend.get(c, 0.0) + cost > DEMO_BUDGETS.get(c, math.inf):
+            return False  # an ad server caps spend itself; pacing is what keeps it smooth
         self.served += 1
         self.spend[c] = self.spend.get(c, 0.0) + float(imp.get("cost", 0.0))
         return True
@@ -238,6 +245,9 @@ def _scrape(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "in": sum(float(v) for v in re.findall(r"^ecom_events_in_total\{[^}]*\} (\S+)", text, re.M))
     }
+    lags = re.findall(r"^ecom_consumer_lag\{[^}]*\} (\S+)", text, re.M)
+    if lags:
+        out["lag"] = sum(float(v) for v in lags)
     out["pacing"] = {
         c: float(v)
         for c, v in re.findall(r'^ecom_pacing_factor\{campaign="([^"]+)"\} (\S+)', text, re.M)
@@ -260,7 +270,9 @@ def _pacing_line(bidder: DemoBidder, scraped: dict[str, Any]) -> str:
         factor = scraped.get("pacing", {}).get(c, bidder.pacing.get(c, 1.0))
         parts.append(f"{c} {spend:.0f}/{budget:.0f} (even {budget * share:.0f}) x{factor:.2f}")
     won = bidder.served / bidder.offered if bidder.offered else 0.0
-    return f"day {hhmm} UTC  " + "  ".join(parts) + f"  won {won:.0%}"
+    lag = scraped.get("lag")
+    behind = f"  worker lag {lag:.0f} records" if lag is not None else ""
+    return f"day {hhmm} UTC  " + "  ".join(parts) + f"  won {won:.0%}{behind}"
 
 
 def _brief(raw: bytes) -> str:
@@ -274,8 +286,13 @@ def _brief(raw: bytes) -> str:
     )
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (e.g. `timeout`) stops what we started, like Ctrl-C
+
+
 def run_demo(rate: float) -> int:
     RUN_DIR.mkdir(exist_ok=True)
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     broker = None
     if "KAFKA_BOOTSTRAP_SERVERS" not in env:
