@@ -104,18 +104,19 @@ def test_behind_rises_and_ahead_falls_within_bounds() -> None:
     up = [p.spend(c, 0.0, DAY0 + m * 10 * 60_000) for m in range(60)]
     assert up == sorted(up) and up[-1] == 4.0 and max(up) <= 4.0
     q = pacer()
-    down = [q.spend(c, 100.0, DAY0 + m * 60_000) for m in range(1, 60)]
+    down = [q.spend(c, 50.0, DAY0 + m * 60_000) for m in range(1, 180)]  # 7x the plan
     assert min(down) == pytest.approx(0.1) and all(f > 0 for f in down)
 
 
 def test_anti_windup_recovers_at_once() -> None:
     """Held at its upper bound all morning (nothing to buy), the controller drops
-    below 1 within an hour of spending too fast: the integral did not wind up."""
+    below 1 within two hours of spending 9x too fast: the integral did not wind up
+    (unclamped, six hours at +2 would have taken it to ln 4 + 3.6)."""
     p, c = pacer(), campaign()
     for m in range(0, 6 * 60, 10):
         p.spend(c, 0.0, DAY0 + m * 60_000)
     assert p.factor("c1") == 4.0
-    f = [p.spend(c, 2.0, DAY0 + 6 * HOUR + m * 60_000) for m in range(1, 61)]
+    f = [p.spend(c, 2.0, DAY0 + 6 * HOUR + m * 60_000) for m in range(1, 121)]
     assert f[-1] < 1.0
 
 
