@@ -50,6 +50,7 @@ from online_models.recommend import Recommender
 from online_models.segments import Segmenter
 
 UPDATES_VERSION = 1
+PACER_TICK_MS = 60_000
 
 
 class ItemSeen(msgspec.Struct, array_like=True, frozen=True, tag="item", gc=False):
@@ -166,6 +167,7 @@ class SharedKnowledge:
         self.values = ValueAverage()
         self.costs = ValueAverage()
         self.clock = 0  # latest event time seen (by `advance`)
+        self.pacer_tick = 0  # event time pacing was last re-planned without spend
         self.applied = 0  # updates applied so far
         self.seq = 0
         # (visible at, seq, update): a heap, so updates apply in event-time order.
@@ -181,7 +183,9 @@ class SharedKnowledge:
         self.advance(now)
 
     def advance(self, now: int) -> None:
-        """Move the event-time clock to `now` (if later) and apply what is due."""
+        """Move the event-time clock to `now` (if later) and apply what is due; once a
+        minute of event time, re-plan every campaign's pacing (no spend for a minute is
+        news too: a campaign bidding too low to win anything must not wait for a win)."""
         if now > self.clock:
             self.clock = now
         pending = self.pending
@@ -190,6 +194,10 @@ class SharedKnowledge:
             while pending and pending[0][0] <= self.clock:
                 due.append(heapq.heappop(pending)[2])
             self.apply(due)
+        if self.clock - self.pacer_tick >= PACER_TICK_MS:
+            self.pacer_tick = self.clock
+            for cid in sorted(self.pacer.campaigns):
+                self.pacer.spend(self.campaign(cid), 0.0, self.clock)
 
     def apply(self, updates: Iterable[Update]) -> None:
         """Learn from updates now, in the order given."""
@@ -286,6 +294,7 @@ class SharedKnowledge:
     def to_state(self) -> dict[str, Any]:
         return {
             "clock": self.clock,
+            "pacer_tick": self.pacer_tick,
             "applied": self.applied,
             "seq": self.seq,
             "pending": [[t, s, msgspec.to_builtins(u)] for t, s, u in sorted(self.pending)],
@@ -299,6 +308,7 @@ class SharedKnowledge:
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.clock, self.applied, self.seq = int(s["clock"]), int(s["applied"]), int(s["seq"])
+        self.pacer_tick = int(s.get("pacer_tick", 0))
         self.pending = [(int(t), int(q), msgspec.convert(u, Update)) for t, q, u in s["pending"]]
         heapq.heapify(self.pending)
         self.models.load_state(s["models"])

@@ -242,3 +242,18 @@ def test_value_average_is_exponentially_weighted() -> None:
     assert v.update("c1", 0.0) == pytest.approx(9.996)
     assert v.update("c2", 3.0) == 3.0
     assert v.means == {"c1": pytest.approx(9.996), "c2": 3.0}
+
+
+def test_pacing_is_re_planned_as_time_passes_without_spend() -> None:
+    """A campaign whose bids win nothing gets no Spend updates; the knowledge still
+    re-plans it every minute of event time, so its factor rises instead of staying
+    where it was when the last impression was won."""
+    from online_models.knowledge import SharedKnowledge, Spend
+
+    c = campaign(daily_budget=10_000.0)
+    k = SharedKnowledge(EngineConfig(partitions=1), {"c1": c})
+    k.submit([Spend("c1", NOON, 1.0)], now=NOON)
+    before = k.pacing_factor("c1", NOON)
+    for m in range(1, 120):
+        k.advance(NOON + m * 60_000)  # other campaigns' events move the clock
+    assert k.pacing_factor("c1", NOON + 120 * 60_000) > before * 1.5
