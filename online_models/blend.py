@@ -39,7 +39,6 @@ from online_models.outputs import RecommendedItem
 from online_models.recommend import Recommender
 from online_models.sessions import NeighbourParams, RevisitStats, SequentialRules, SessionIndex
 
-
 # Every strategy a recommendation can name (the part that put its top item first).
 STRATEGIES = frozenset(
     {"repeat", "sequential_rules", "session_knn", "covisitation", "affinity", "trending"}

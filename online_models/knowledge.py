@@ -41,11 +41,11 @@ from typing import Any
 import msgspec
 
 from online_models.bidding import Pacer, ValueAverage
+from online_models.blend import SessionRecommender
 from online_models.config import EngineConfig
 from online_models.events import Campaign
 from online_models.learner import Models
 from online_models.outputs import RecommendedItem
-from online_models.blend import SessionRecommender
 from online_models.segments import Segmenter
 
 UPDATES_VERSION = 1

@@ -20,8 +20,6 @@ import textwrap
 from typing import Any
 
 import msgspec
-
-from online_models.blend import STRATEGIES
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
@@ -29,6 +27,7 @@ from aiokafka.partitioner import murmur2 as kafka_murmur2
 
 from backtest.synthetic import campaigns, generate
 from online_models.bidding import DAY_MS
+from online_models.blend import STRATEGIES
 from online_models.config import HOUR_MS, MINUTE_MS, EngineConfig
 from online_models.decode import decode_dict
 from online_models.engine import PartitionEngine
