@@ -103,9 +103,7 @@ def _table(data: dict[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
-def _recommendations(
-    recs: dict[str, Any], settings: dict[str, Any], perf: dict[str, Any]
-) -> str:
+def _recommendations(recs: dict[str, Any], settings: dict[str, Any], perf: dict[str, Any]) -> str:
     """The next-item section: protocol, model vs popularity side by side, seen/new
     targets and the cost of one recommendation."""
     lists = settings.get("lists_judged", "emitted")
@@ -118,9 +116,7 @@ def _recommendations(
     metrics = [m for m in recs["model"]]
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     rows = "".join(
-        f"<tr><th>{who}</th>"
-        + "".join(f"<td>{recs[key][m]}</td>" for m in metrics)
-        + "</tr>"
+        f"<tr><th>{who}</th>" + "".join(f"<td>{recs[key][m]}</td>" for m in metrics) + "</tr>"
         for who, key in (("recommender", "model"), ("popularity", "baseline"))
     )
     table = f"<table><tr><th></th>{head}</tr>{rows}</table>"

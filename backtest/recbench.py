@@ -29,6 +29,7 @@ TAOBAO = DATA / "taobao_userbehavior_sample" / "UserBehavior.csv"
 # never an item of the session.
 COVISITATION = {
     "rec_sr_weight": 0.0,
+    "rec_sr_prev_weight": 0.0,
     "rec_knn_weight": 0.0,
     "rec_repeat_weight": 0.0,
     "rec_covis_weight": 1.0,
@@ -38,11 +39,17 @@ COVISITATION = {
 }
 ALGORITHMS: dict[str, dict[str, float]] = {
     "co-visitation (before)": COVISITATION,
-    "sequential rules": {"rec_knn_weight": 0.0, "rec_repeat_weight": 0.0},
+    "sequential rules": {
+        "rec_knn_weight": 0.0,
+        "rec_repeat_weight": 0.0,
+        "rec_covis_weight": 0.0,
+    },
     "session kNN (V-SKNN/STAN-like)": {
         "rec_sr_weight": 0.0,
+        "rec_sr_prev_weight": 0.0,
         "rec_knn_weight": 1.0,
         "rec_repeat_weight": 0.0,
+        "rec_covis_weight": 0.0,
     },
     "blend (default)": {},
 }

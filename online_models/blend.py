@@ -3,13 +3,15 @@ popularity, all read from the shared knowledge.
 
 Every part adds `weight x` (about) a probability of being the next item:
 
-* sequential rules of the session's latest item (`SequentialRules.score`),
+* sequential rules of the session's latest item and, with a smaller weight, of the
+  item before it (`SequentialRules.score`),
 * session neighbours (`SessionIndex.neighbour_scores`, V-SKNN / STAN family),
 * the session's own items at their revisit rates (`RevisitStats.score`), when
   `rec_allow_seen` is 1 ("next click"); with 0 ("you may also like") every item of
   the session is excluded instead,
-* symmetric co-visitation (`Recommender.add_covisitation`, the recommender before
-  issue 10; weight 0 by default),
+* symmetric co-visitation of the latest `rec_covis_lookback` items
+  (`Recommender.add_covisitation`, the recommender before issue 10): a small weight
+  adds what sessions hold on either side of an item,
 * category affinity and trending, with small weights: they order the tail and fill
   the list for cold sessions (an item never followed by anything, a new user).
 
@@ -57,7 +59,7 @@ class SessionRecommender:
             cfg.trending_half_life_ms,
             cfg.max_items,
         )
-        self.rules = SequentialRules(cfg.sr_max_next, cfg.sr_lookback, cfg.max_items)
+        self.rules = SequentialRules(cfg.sr_max_next, cfg.sr_lookback, cfg.max_items, cfg.sr_prior)
         self.index = SessionIndex(
             cfg.max_sessions, cfg.knn_sessions_per_item, cfg.max_session_items, cfg.max_items
         )
@@ -68,9 +70,12 @@ class SessionRecommender:
             cfg.knn_position_decay,
             float(cfg.knn_half_life_ms),
             cfg.knn_match_decay,
+            cfg.knn_vote_window,
         )
+        self.covis_lookback = cfg.rec_covis_lookback
         self.allow_seen = bool(cfg.rec_allow_seen)
         self.w_sr = cfg.rec_sr_weight
+        self.w_sr_prev = cfg.rec_sr_prev_weight
         self.w_knn = cfg.rec_knn_weight
         self.w_repeat = cfg.rec_repeat_weight
         self.w_covis = cfg.rec_covis_weight
@@ -92,15 +97,16 @@ class SessionRecommender:
         last = session[-1] if session else None
         if last is not None and self.w_sr:
             self.rules.score(last, scores, self.w_sr)
+        if len(session) > 1 and self.w_sr_prev:
+            self.rules.score(session[-2], scores, self.w_sr_prev)
         if session and self.w_knn:
             self.index.neighbour_scores(session, key, ts, scores, self.w_knn, self.neighbours)
         if session and self.w_repeat and self.allow_seen:
             self.revisits.score(session, scores, self.w_repeat)
         sequence = set(scores) if scores else None
         base = self.base
-        if self.w_covis:
-            base.add_covisitation(session, scores, self.w_covis)
-        covis = set(scores) if self.w_covis and scores else None
+        if self.w_covis and session:
+            base.add_covisitation(session[-self.covis_lookback :], scores, self.w_covis)
         has_affinity = bool(self.w_affinity) and base.add_affinity(
             affinity, scores, self.w_affinity
         )
@@ -114,9 +120,7 @@ class SessionRecommender:
         ranked = base.top(scores, k)
         if not ranked:
             return [], "none"
-        return ranked, self._strategy(
-            ranked[0].item_id, session, last, sequence, covis, has_affinity
-        )
+        return ranked, self._strategy(ranked[0].item_id, session, last, sequence, has_affinity)
 
     def _strategy(
         self,
@@ -124,7 +128,6 @@ class SessionRecommender:
         session: list[str],
         last: str | None,
         sequence: set[str] | None,
-        covis: set[str] | None,
         has_affinity: bool,
     ) -> str:
         if sequence is not None and top in sequence:
@@ -132,8 +135,10 @@ class SessionRecommender:
                 return "repeat"
             row = self.rules.rows.get(last) if last is not None else None
             return "sequential_rules" if row and top in row else "session_knn"
-        if covis is not None and top in covis:
-            return "covisitation"
+        if self.w_covis:
+            covis = self.base.covis
+            if any(top in covis.get(i, ()) for i in session[-self.covis_lookback :]):
+                return "covisitation"
         return "affinity" if has_affinity else "trending"
 
     def to_state(self) -> dict[str, Any]:

@@ -177,9 +177,16 @@ class Recommender:
 
     def top(self, scores: dict[str, float], k: int) -> list[RecommendedItem]:
         """The k best of `scores`, as output items (and counted for coverage)."""
-        # A stable C sort beats heapq.nlargest on a hundred candidates; ties keep
-        # insertion order, which is itself a function of the event sequence.
-        ranked = sorted(scores.items(), key=_score, reverse=True)[:k]
+        # Sorting the bare scores (C, no key function) gives the k-th best; only the
+        # items at or above it are then sorted, stably, so ties keep insertion order
+        # (itself a function of the event sequence) exactly as a full sort would.
+        if len(scores) > 2 * k:
+            cut = sorted(scores.values(), reverse=True)[k - 1]
+            ranked = sorted(
+                [kv for kv in scores.items() if kv[1] >= cut], key=_score, reverse=True
+            )[:k]
+        else:
+            ranked = sorted(scores.items(), key=_score, reverse=True)[:k]
         self.recommended.update([i for i, _ in ranked])
         return [RecommendedItem(i, round6(s)) for i, s in ranked]
 

@@ -47,14 +47,15 @@ class SequentialRules:
     """Sequential rules: weighted transitions prev -> next within a session, a rule
     `distance` steps apart weighing 1 / distance (session-rec's SR, learned online).
 
-    `score` turns the row of the session's latest item into the share of the weight
-    of everything that followed that item (followers trimmed away still count in the
-    total, so the shares stay honest estimates of "what comes next")."""
+    `score` turns the row of an item into the share of the weight of everything that
+    followed that item (followers trimmed away still count in the total, so the
+    shares stay honest estimates of "what comes next")."""
 
-    def __init__(self, max_next: int, lookback: int, max_items: int) -> None:
+    def __init__(self, max_next: int, lookback: int, max_items: int, prior: float = 0.0) -> None:
         self.max_next = max_next
         self.lookback = lookback
         self.max_items = max_items
+        self.prior = prior
         self.rows: dict[str, dict[str, float]] = {}
         self.totals: dict[str, float] = {}
 
@@ -75,11 +76,12 @@ class SequentialRules:
             row.update(keep)
 
     def score(self, last: str, scores: dict[str, float], weight: float) -> None:
-        """Add weight x P(next | last) to `scores`."""
+        """Add weight x P(next | last) to `scores` (the total has `prior` added, so the
+        rules of a rarely seen item weigh less than their raw shares)."""
         row = self.rows.get(last)
         if not row:
             return
-        f = weight / self.totals[last]
+        f = weight / (self.totals[last] + self.prior)
         get = scores.get
         for item, v in row.items():
             scores[item] = get(item, 0.0) + v * f
@@ -106,14 +108,16 @@ class NeighbourParams:
     back matches with weight exp(-d / position_decay); half_life_ms: a neighbour
     last updated t ms ago votes with weight 2**(-t / half_life_ms); match_decay: a
     neighbour's item q steps away from its latest item shared with the session gets
-    exp(-q / match_decay) of the neighbour's vote.
+    exp(-q / match_decay) of the neighbour's vote, for q up to `window` (further items
+    would add little and cost as much).
     """
 
     lookback: int = 3
-    neighbors: int = 30
+    neighbors: int = 20
     position_decay: float = 2.0
     half_life_ms: float = 24 * 3_600_000.0
     match_decay: float = 2.0
+    window: int = 3
 
 
 _TABLE = 256  # distances beyond this weigh as much as this one (sessions are bounded)
@@ -217,7 +221,7 @@ class SessionIndex:
         if not cand:
             return
         ranked = (
-            heapq.nlargest(p.neighbors, cand.items(), key=_by_weight)
+            sorted(cand.items(), key=_by_weight, reverse=True)[: p.neighbors]
             if len(cand) > p.neighbors
             else cand.items()
         )
@@ -236,15 +240,16 @@ class SessionIndex:
             return
         shared = set(session[start:])
         sget = scores.get
-        last = _TABLE - 1
+        window = min(p.window, _TABLE - 1)
+        scale = weight / total
         for sim, items in votes:
             m = len(items) - 1
             while m > 0 and items[m] not in shared:
                 m -= 1
-            f = weight * sim / total
-            for q, item in enumerate(items):
-                d = q - m if q > m else m - q
-                scores[item] = sget(item, 0.0) + f * match_w[d if d < last else last]
+            f = scale * sim
+            lo = m - window if m > window else 0
+            for q, item in enumerate(items[lo : m + window + 1], lo - m):
+                scores[item] = sget(item, 0.0) + f * match_w[q if q > 0 else -q]
 
     def to_state(self) -> dict[str, Any]:
         return {"sessions": self.sessions, "by_item": self.by_item}

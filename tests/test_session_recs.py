@@ -26,6 +26,8 @@ SEC = 1000
 
 # Only the sequential rules, so that every list can be worked out by hand.
 RULES_ONLY = {
+    "rec_sr_prev_weight": 0.0,
+    "rec_covis_weight": 0.0,
     "rec_knn_weight": 0.0,
     "rec_repeat_weight": 0.0,
     "rec_affinity_weight": 0.0,
