@@ -219,21 +219,23 @@ def yoochoose_rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, A
 @pytest.mark.skipif(WHY is not None, reason=WHY or "")
 def test_yoochoose_quality_at_4_and_16_partitions(yoochoose_rows: list[dict[str, Any]]) -> None:
     """Every next click of the test day (12,453 positions): the same figures at 4 and
-    16 partitions (one shared knowledge), above published SR and SKNN figures for this
-    dataset (HR@20 .6185 / .6428, MRR@20 .3524 / .3204) and far above popularity."""
+    16 partitions (one shared knowledge), MRR@20 at the goal (0.38, above published
+    V-SKNN .3669 and STAN .3727 on this dataset), HR@20 above published SR, SKNN and
+    STAN (.6185 / .6428 / .6680), and far above popularity."""
     four, sixteen = yoochoose_rows
     assert four["positions"] == sixteen["positions"] > 12_000
     for m in ("hit@10", "hit@20", "mrr@10", "mrr@20"):
         assert four[m] == sixteen[m], (four, sixteen)
-    assert four["hit@20"] >= 0.68 and four["mrr@20"] >= 0.37, four
+    assert four["hit@20"] >= 0.69 and four["mrr@20"] >= 0.38, four
     assert four["hit@20"] > 3 * four["pop hit@20"], four
 
 
 @pytest.mark.skipif(WHY is not None, reason=WHY or "")
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 10 goal not reached: HR@20 0.6871 / MRR@20 0.3767 on the test day "
-    "(validation-tuned blend), below the 0.70 / 0.38 asked",
+    reason="issue 10 HR goal missed by 10 of 12,453 positions: the validation-tuned blend "
+    "scores HR@20 0.6992 / MRR@20 0.3808 on the test day at 4 and 16 partitions (MRR goal "
+    "0.38 met, HR goal 0.70 not)",
 )
 def test_yoochoose_goal(yoochoose_rows: list[dict[str, Any]]) -> None:
     for row in yoochoose_rows:
