@@ -7,8 +7,9 @@ Every part adds `weight x` (about) a probability of being the next item:
   item before it (`SequentialRules.score`),
 * session neighbours (`SessionIndex.neighbour_scores`, V-SKNN / STAN family),
 * the session's own items at their revisit rates (`RevisitStats.score`), when
-  `rec_allow_seen` is 1 ("next click"); with 0 ("you may also like") every item of
-  the session is excluded instead,
+  `rec_allow_seen` is 1 ("next click") or 2 (all but the item in view, which the
+  engine excludes); with 0 ("you may also like") every item of the session is
+  excluded instead,
 * symmetric co-visitation of the latest `rec_covis_lookback` items
   (`Recommender.add_covisitation`, the recommender before issue 10): a small weight
   adds what sessions hold on either side of an item,
@@ -73,7 +74,7 @@ class SessionRecommender:
             cfg.knn_vote_window,
         )
         self.covis_lookback = cfg.rec_covis_lookback
-        self.allow_seen = bool(cfg.rec_allow_seen)
+        self.allow_seen = cfg.rec_allow_seen != 0  # 2: the engine excludes the item in view
         self.w_sr = cfg.rec_sr_weight
         self.w_sr_prev = cfg.rec_sr_prev_weight
         self.w_knn = cfg.rec_knn_weight
@@ -99,11 +100,13 @@ class SessionRecommender:
             self.rules.score(last, scores, self.w_sr)
         if len(session) > 1 and self.w_sr_prev:
             self.rules.score(session[-2], scores, self.w_sr_prev)
+        votes: list[tuple[float, list[str]]] = []
         if session and self.w_knn:
-            self.index.neighbour_scores(session, key, ts, scores, self.w_knn, self.neighbours)
+            votes = self.index.neighbour_scores(
+                session, key, ts, scores, self.w_knn, self.neighbours
+            )
         if session and self.w_repeat and self.allow_seen:
             self.revisits.score(session, scores, self.w_repeat)
-        sequence = set(scores) if scores else None
         base = self.base
         if self.w_covis and session:
             base.add_covisitation(session[-self.covis_lookback :], scores, self.w_covis)
@@ -120,21 +123,23 @@ class SessionRecommender:
         ranked = base.top(scores, k)
         if not ranked:
             return [], "none"
-        return ranked, self._strategy(ranked[0].item_id, session, last, sequence, has_affinity)
+        return ranked, self._strategy(ranked[0].item_id, session, votes, has_affinity)
 
     def _strategy(
         self,
         top: str,
         session: list[str],
-        last: str | None,
-        sequence: set[str] | None,
+        votes: list[tuple[float, list[str]]],
         has_affinity: bool,
     ) -> str:
-        if sequence is not None and top in sequence:
-            if self.allow_seen and top in session:
-                return "repeat"
-            row = self.rules.rows.get(last) if last is not None else None
-            return "sequential_rules" if row and top in row else "session_knn"
+        """The part that scored the top item (checked for that one item only)."""
+        if self.allow_seen and self.w_repeat and top in session:
+            return "repeat"
+        rows = self.rules.rows
+        if self.w_sr and any(top in rows.get(i, ()) for i in session[-2:]):
+            return "sequential_rules"
+        if any(top in items for _, items in votes):
+            return "session_knn"
         if self.w_covis:
             covis = self.base.covis
             if any(top in covis.get(i, ()) for i in session[-self.covis_lookback :]):

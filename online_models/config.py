@@ -48,7 +48,8 @@ class EngineConfig:
     covis_lookback: int = 5
     # Recommendations (online_models/blend.py; docs/architecture.md "Recommendations").
     # 1: items already in the session may be recommended again (a "next click" widget,
-    # the replay's protocol); 0: never (a "you may also like" widget).
+    # the replay's protocol); 0: never (a "you may also like" widget); 2: all but the
+    # item in view (a "related items" box on a product page; the pre-issue-10 rule).
     rec_allow_seen: int = 1
     # Blend weights, each part scaled to about a probability of the next item.
     rec_sr_weight: float = 1.0  # sequential rules of the latest item

@@ -327,7 +327,7 @@ class PartitionEngine:
         if p.purchased:
             since = ts - cfg.exclude_purchased_ms
             exclude.update(str(i) for i, t in p.purchased if int(t) >= since)
-        if current is not None and not cfg.rec_allow_seen:
+        if current is not None and cfg.rec_allow_seen != 1:
             exclude.add(current)
         session = current_session(p, ts, cfg)
         return self.knowledge.recommend(

@@ -27,9 +27,9 @@ distinct items (from the profile) to `SessionIndex.neighbour_scores`.
 ...     for t, item in enumerate(items):
 ...         idx.observe(key, item, 1_000 * t)
 >>> scores = {}
->>> idx.neighbour_scores(["a", "b"], "me", 3_000, scores, 1.0, NeighbourParams())
->>> sorted(scores, key=lambda i: (-scores[i], i))
-['b', 'a', 'c', 'd']
+>>> votes = idx.neighbour_scores(["a", "b"], "me", 3_000, scores, 1.0, NeighbourParams())
+>>> sorted(scores, key=lambda i: (-scores[i], i)), len(votes)
+(['b', 'a', 'c', 'd'], 2)
 """
 
 from __future__ import annotations
@@ -201,9 +201,10 @@ class SessionIndex:
         scores: dict[str, float],
         weight: float,
         p: NeighbourParams,
-    ) -> None:
+    ) -> list[tuple[float, list[str]]]:
         """Add `weight` x the neighbours' votes to `scores` (the votes of one call sum
-        to at most 1 per item: each neighbour's vote is its share of the similarity).
+        to at most 1 per item: each neighbour's vote is its share of the similarity);
+        return the voting neighbours as (similarity, items).
 
         session: the user's current session, distinct items, oldest first; key: its
         key in the index (it is not its own neighbour)."""
@@ -219,7 +220,7 @@ class SessionIndex:
                 cand[other] = get(other, 0.0) + w
         cand.pop(key, None)
         if not cand:
-            return
+            return []
         ranked = (
             sorted(cand.items(), key=_by_weight, reverse=True)[: p.neighbors]
             if len(cand) > p.neighbors
@@ -237,7 +238,7 @@ class SessionIndex:
             total += sim
             votes.append((sim, entry[1]))
         if total <= 0.0:
-            return
+            return []
         shared = set(session[start:])
         sget = scores.get
         window = min(p.window, _TABLE - 1)
@@ -250,6 +251,7 @@ class SessionIndex:
             lo = m - window if m > window else 0
             for q, item in enumerate(items[lo : m + window + 1], lo - m):
                 scores[item] = sget(item, 0.0) + f * match_w[q if q > 0 else -q]
+        return votes
 
     def to_state(self) -> dict[str, Any]:
         return {"sessions": self.sessions, "by_item": self.by_item}

@@ -116,11 +116,11 @@ def _view(eng: PartitionEngine, states: dict[str, UserState], user: str, item: s
     return r
 
 
-@pytest.mark.parametrize("allow_seen", [1, 0])
+@pytest.mark.parametrize("allow_seen", [1, 0, 2])
 def test_repeat_setting_decides_whether_session_items_come_back(allow_seen: int) -> None:
-    """Other users often view an item twice in a row. With rec_allow_seen=1 (next click)
-    the item just viewed is recommended, first; with 0 (you may also like) no item of
-    the session ever is."""
+    """Other users often view x twice in a row, then y. With rec_allow_seen=1 (next
+    click) the item just viewed is recommended, first; with 0 (you may also like) no
+    item of the session ever is; with 2 (related items) all but the one in view."""
     eng, states = _engine(rec_allow_seen=allow_seen)
     for k in range(20):
         for n, item in enumerate(("x", "x", "y")):
@@ -129,10 +129,12 @@ def test_repeat_setting_decides_whether_session_items_come_back(allow_seen: int)
     _view(eng, states, "u", "x", T0 + 3001 * SEC)
     items, strategy = eng.recommend_now(states["u"], T0 + 3001 * SEC, "x")
     ids = [i.item_id for i in items]
-    if allow_seen:
+    if allow_seen == 1:
         assert ids[0] == "x" and strategy == "repeat"
-    else:
+    elif allow_seen == 0:
         assert "x" not in ids and "y" not in ids
+    else:
+        assert "x" not in ids and ids[0] == "y"
 
 
 def test_memory_bounds_hold_under_many_sessions() -> None:
