@@ -73,14 +73,15 @@ def _hit_rate(ax: Any, r: dict[str, Any]) -> None:
 
 
 def _pacing(ax: Any, r: dict[str, Any]) -> None:
-    ax.plot([0, 1], [0, 1], ":", color="grey", label="even pace")
-    for who, style in (("policy", "-"), ("baseline", "--")):
-        for c, v in r["bidding"][who]["campaigns"].items():
-            ax.plot(
-                [p[0] for p in v["curve"]], [p[1] for p in v["curve"]], style, label=f"{who} {c}"
-            )
-    ax.set_xlabel("elapsed share of the window")
-    ax.set_ylabel("spent share of budget")
+    # Curves are (day + elapsed share of the day, day + spent share of its budget).
+    who = "closed_loop" if r["bidding"].get("closed_loop") else "policy"
+    for style, name in (("-", who), ("--", "baseline")):
+        for c, v in r["bidding"][name]["campaigns"].items():
+            xs = [p[0] - int(v["curve"][0][0]) for p in v["curve"]]
+            ys = [p[1] - int(p[0]) for p in v["curve"]]
+            ax.plot(xs, ys, style, label=f"{name} {c}", linewidth=0.8)
+    ax.set_xlabel("days since start (the curve restarts at each UTC midnight)")
+    ax.set_ylabel("spent share of the day's budget")
     ax.set_title("Spend vs pacing")
     ax.legend(fontsize=6, ncol=2)
 
@@ -91,7 +92,7 @@ def _outcomes(ax: Any, r: dict[str, Any]) -> None:
     ratios = [(policy[n] / baseline[n]) if baseline[n] else 0.0 for n in names]
     ax.bar(names, ratios)
     ax.axhline(1.0, color="grey", linestyle=":")
-    ax.set_title("Adjusted bids / constant-bid baseline (equal budget)")
+    ax.set_title("Adjusted bids / constant-bid baseline (equal spend)")
 
 
 def _table(data: dict[str, Any]) -> str:
@@ -155,8 +156,19 @@ def write_html(path: Path, report: dict[str, Any]) -> None:
     ]
     bidding = report["bidding"]
     if bidding.get("policy"):
-        for who in ("policy", "baseline"):
-            sections.append(f"<h3>bidding: {who}</h3>{_table(bidding[who])}")
+        market = bidding["market_price"]
+        sections.append(
+            f"<h3>bidding: market-price model</h3>{_table(market)}"
+            f"<p>budgets: {html.escape(bidding['budgets']['source'])}, equal spend "
+            f"{html.escape(str(bidding['equal_spend']))}, gain captured "
+            f"{html.escape(str(bidding.get('gain_captured')))}</p>"
+        )
+        for who in ("baseline", "policy", "policy_stream", "closed_loop", "oracle"):
+            if bidding.get(who):
+                sections.append(
+                    f"<h3>bidding: {who}</h3>{_table(bidding[who])}"
+                    f"<h4>pacing</h4>{_table(bidding[who]['pacing'])}"
+                )
         plots += [("pacing", _pacing, True), ("outcomes", _outcomes, True)]
     for title, draw, wanted in plots:
         if wanted:

@@ -44,13 +44,23 @@ from typing import IO, Any
 import msgspec
 import orjson
 
-from backtest.bidsim import BidBook, BidSimParams, Impression, Order, simulate
+from backtest.bidsim import (
+    DAY_MS,
+    BidBook,
+    BidSimParams,
+    Impression,
+    Order,
+    budgets_from_prices,
+    constant_bids,
+    lognormal_price,
+    simulate,
+)
 from backtest.jsonl import iter_lines
 from backtest.nextitem import CUTOFFS, NextItemEval
 from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
 from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
-from online_models.events import AdImpression, ClickEvent, OrderEvent
+from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import BidAdjustment, Output, Recommendation, encode_lines
 from online_models.runner import Runner
 
@@ -74,6 +84,9 @@ class ReplayOptions:
     # True: at every position the user is served the engine's list right then (no rate
     # limit; the field's protocol). False: the user holds only emitted recommendations.
     every_position: bool = True
+    # True click / conversion probability per impression id (backtest/truth.py): the
+    # bidding simulation then adds the oracle and expected clicks.
+    truth: dict[str, tuple[float, float]] | None = None
 
 
 def engine_config(opts: ReplayOptions) -> EngineConfig:
@@ -171,6 +184,50 @@ def _rare_gc() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
+class BidPlan:
+    """What the replay's bidder knows before the first event (a first pass over the
+    inputs): each campaign's daily budget (its `campaigns` event, else
+    `budget_fraction` x its market price per day, then handed to the engine as a
+    campaign), and the constant bid of each campaign-day that spends at most that
+    budget, in hindsight, which is both the baseline and the adjusted policy's base."""
+
+    def __init__(self, paths: Sequence[str | Path], p: BidSimParams) -> None:
+        self.params = p
+        campaigns: dict[str, Campaign] = {}
+        prices: dict[tuple[str, int], list[float]] = {}
+        for _, _, _, topic, ev in merged(paths, Counter(), Counter()):
+            if topic == CAMPAIGNS:
+                campaigns.setdefault(ev.campaign_id, ev)
+            elif isinstance(ev, AdImpression):
+                key = (ev.campaign_id, ev.ts // DAY_MS)
+                prices.setdefault(key, []).append(self.price(ev))
+        derived = budgets_from_prices({k: sum(v) for k, v in prices.items()}, p.budget_fraction)
+        self.from_events = sorted(c for c in derived if c in campaigns)
+        self.handed = {c: b for c, b in derived.items() if c not in campaigns}
+        self.budgets = {**derived, **{c: campaigns[c].daily_budget for c in campaigns}}
+        self.constant = constant_bids(prices, self.budgets)
+        self.spent: dict[tuple[str, int], float] = {}
+
+    def price(self, ev: AdImpression) -> float:
+        return ev.cost if ev.cost > 0 else lognormal_price(ev.impression_id, self.params)
+
+    def source(self) -> str:
+        if self.handed and self.from_events:
+            return "campaign_events+budget_fraction"
+        return "budget_fraction" if self.handed else "campaign_events"
+
+    def bid(self, ev: AdImpression, multiplier: float) -> tuple[bool, float]:
+        """(won, price) of the adjusted policy's bid = constant bid x multiplier."""
+        key = (ev.campaign_id, ev.ts // DAY_MS)
+        price = self.price(ev)
+        spent = self.spent.get(key, 0.0)
+        bid = self.constant.get(key, 0.0) * multiplier
+        won = bid >= price and spent + price <= self.budgets.get(ev.campaign_id, 0.0) + 1e-12
+        if won:
+            self.spent[key] = spent + price
+        return won, price
+
+
 def replay(
     paths: Sequence[str | Path], out_dir: str | Path, options: ReplayOptions | None = None
 ) -> dict[str, Any]:
@@ -207,6 +264,10 @@ def _replay(
     imps: list[Impression] = []
     clicks: list[tuple[str, str, int]] = []
     orders: list[Order] = []
+    plan = BidPlan(paths, opts.bidsim)
+    for cid, budget in plan.handed.items():  # one budget: the engine paces the sim's
+        runner.set_campaign(Campaign(campaign_id=cid, daily_budget=budget))
+    won_log: list[bool] = []
     progress = Progress(sys.stderr, opts.progress)
     first_ts = last_ts = None
     labels = 0
@@ -243,10 +304,24 @@ def _replay(
                     position = True
                     orders.append(Order(ts, user, float(ev.total or 0.0)))
             elif isinstance(ev, AdImpression):
-                mult = book.multiplier(user, ev.campaign_id, ts)
+                # The impression is a bid request: the engine quotes its multiplier, the
+                # bidder wins or loses the auction, and the engine counts as spend only
+                # what was won (a lost auction costs nothing), so its pacer paces the
+                # policy's spend, not the log's.
+                engine = engines[runner.partition(user)]
+                state = runner.states[runner.partition(user)].get(user)
+                mult = engine.quote(state, ev)
+                won, price = plan.bid(ev, mult)
+                won_log.append(won)
+                stream = book.multiplier(user, ev.campaign_id, ts)
                 imps.append(
-                    Impression(ts, ev.impression_id, user, ev.campaign_id, ev.bid, ev.cost, mult)
+                    Impression(
+                        ts, ev.impression_id, user, ev.campaign_id, ev.bid, ev.cost, mult, stream
+                    )
                 )
+                paid = price if won else 0.0
+                if paid != ev.cost:
+                    ev = msgspec.structs.replace(ev, cost=paid)
             result = runner.feed(topic, ev)
             labels += result.labels
             for gone in result.expired:
@@ -313,7 +388,16 @@ def _replay(
         "window": {"first_ts": first_ts, "last_ts": last_ts},
         "models": model_section(knowledges, timeline, last_ts or 0),
         "recommendations": recs.summary(),
-        "bidding": simulate(imps, clicks, orders, opts.bidsim),
+        "bidding": simulate(
+            imps,
+            clicks,
+            orders,
+            opts.bidsim,
+            budgets=plan.budgets,
+            truth=opts.truth,
+            closed_loop=won_log,
+            budget_source=plan.source(),
+        ),
         "performance": {
             "seconds": round(seconds, 3),
             "events_per_second": round(events / seconds, 1) if seconds > 0 else 0.0,

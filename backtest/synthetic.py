@@ -210,21 +210,28 @@ def generate(
     seed: int = 7,
     start_ms: int = 1_700_000_000_000,
     n_campaigns: int = 3,
+    activity: float = 1.0,
 ) -> Iterator[Event]:
-    """Yield (topic, event) in non-decreasing `ts` within [start_ms, start_ms + duration)."""
+    """Yield (topic, event) in non-decreasing `ts` within [start_ms, start_ms + duration).
+
+    `activity` scales every user's session rate (1.0: about 1.3 sessions an hour on
+    average); a smaller value spreads the same population's events over more event
+    time, so that day-long windows close within a short live run (the soak benchmark).
+    """
     end_ms = start_ms + duration_s * 1000
     sim = _Sim(seed, n_users, n_campaigns, start_ms, end_ms)
     rng, w = sim.rng, sim.world
     # Next session start per user; sessions are generated lazily in start order, so an
     # event can be released as soon as no future session can start before it.
-    starts = [(start_ms + int(rng.expovariate(w.rate[u] / 3.6e6)), u) for u in range(n_users)]
+    rate = [r * activity / 3.6e6 for r in w.rate]  # sessions per ms
+    starts = [(start_ms + int(rng.expovariate(rate[u])), u) for u in range(n_users)]
     heapq.heapify(starts)
     while True:
         horizon = sim.pending[0][0] if sim.pending else math.inf
         while starts and starts[0][0] <= horizon and starts[0][0] < end_ms:
             t, u = heapq.heappop(starts)
             sim.session(u, t)
-            heapq.heappush(starts, (t + 60_000 + int(rng.expovariate(w.rate[u] / 3.6e6)), u))
+            heapq.heappush(starts, (t + 60_000 + int(rng.expovariate(rate[u])), u))
             horizon = sim.pending[0][0] if sim.pending else math.inf
         if not sim.pending:
             return

@@ -78,9 +78,15 @@ class EngineConfig:
     bid_threshold: float = 0.1
     campaign_active_ms: int = HOUR_MS
     bid_ttl_s: int = 900
-    pacing_gain: float = 0.8
-    pacing_min: float = 0.0
-    pacing_max: float = 2.0
+    # Pacing: PI controller on ln(required / actual spend rate), see online_models/bidding.py.
+    pacing_gain: float = 0.5
+    pacing_integral: float = 0.3  # per hour of event time
+    pacing_window_ms: int = 2 * HOUR_MS  # time constant of the actual spend rate
+    pacing_min: float = 0.1  # > 0: a campaign with budget left keeps bidding
+    pacing_max: float = 4.0
+    # Value bidding is neutral until the click model has learned this much.
+    value_min_labels: int = 2000
+    value_min_positives: int = 30
     pacing_threshold: float = 0.05
     snapshot_every_events: int = 2000
     # How late (event time) knowledge updates become visible to the partitions: 0 in

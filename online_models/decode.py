@@ -29,6 +29,7 @@ from online_models.events import (
     OrderEvent,
     normalize,
 )
+from online_models.shared_ids import share_ids
 from online_models.timeparse import TimestampError
 
 CLICKSTREAM: Final = "clickstream"
@@ -98,7 +99,7 @@ def decode_input(
             )
     try:
         # Fast path: one pass that parses and validates; errors are re-diagnosed below.
-        return _FAST[stream].decode(raw)
+        return share_ids(_FAST[stream].decode(raw))
     except (msgspec.ValidationError, msgspec.DecodeError):
         pass
     return _diagnose(stream, raw)
@@ -128,7 +129,7 @@ def decode_dict(stream: str, obj: dict[str, Any]) -> InputEvent | Campaign:
     """Validate an already-parsed object (used by importers and tests)."""
     try:
         event: InputEvent | Campaign = msgspec.convert(normalize(obj), EVENT_TYPES[stream])
-        return event
+        return share_ids(event)
     except TimestampError as exc:
         raise DecodeError("bad_timestamp", str(exc)) from None
     except msgspec.ValidationError as exc:

@@ -359,6 +359,38 @@ class PartitionEngine:
             )
         )
 
+    def _price(
+        self, p: Any, campaign: Campaign, placement: str, context: Mapping[str, Any], ts: int
+    ) -> tuple[float, float, float, float, float, bool]:
+        """(p_click, p_conversion, revenue, value, value multiplier, gated) of one
+        campaign for one user in one context, from the knowledge as it is now.
+
+        The value multiplier is neutral (1.0, `gated`) while the click model is not
+        trusted (`SharedKnowledge.trusted`): bids then follow pacing alone instead of
+        an untrained prior. A conversion or revenue model not trusted yet is replaced
+        by its observed mean, so the click model's ranking still counts."""
+        knowledge = self.knowledge
+        x = impression_features(p, campaign, placement, context, ts, self.cfg.hash_bits)
+        p_click, p_conv, revenue = knowledge.predict(x)
+        if not knowledge.trusted("click"):
+            return p_click, p_conv, revenue, 0.0, 1.0, True
+        conv = p_conv if knowledge.trusted("conversion") else knowledge.base_rate("conversion")
+        rev = revenue if knowledge.trusted("revenue") else knowledge.mean_revenue()
+        value = p_click * conv * rev / campaign.target_roas
+        average = knowledge.value_average(campaign.campaign_id)
+        mult = clip_multiplier(value, value if average is None else average, campaign)
+        return p_click, p_conv, revenue, value, mult, False
+
+    def quote(self, state: UserState | None, ev: AdImpression) -> float:
+        """The multiplier this engine would give the bid for `ev` right now (value part
+        x pacing factor), without changing anything: what a bidder asking per request
+        gets. The replay bids with it before it feeds the impression (docs/backtesting.md)."""
+        campaign = self.campaign(ev.campaign_id)
+        pacing = self.knowledge.pacing_factor(ev.campaign_id, ev.ts)
+        profile = state.profile if state is not None else UserState.new(ev.user_id).profile
+        *_, mult, _ = self._price(profile, campaign, ev.placement or "-", ev.context, ev.ts)
+        return round(mult * pacing, 6)
+
     def _bid(
         self,
         state: UserState,
@@ -373,23 +405,17 @@ class PartitionEngine:
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
                 continue
             campaign = self.campaign(campaign_id)
-            x = impression_features(
-                p,
-                campaign,
-                str(placement),
-                {"device": device, "region": region},
-                ts,
-                self.cfg.hash_bits,
+            # A factor that moved without an impression of the campaign (a new day
+            # after an exhausted one) is announced by the next event that re-prices it.
+            self._announce_pacing(campaign, ts, source_id, outputs)
+            context = {"device": device, "region": region}
+            p_click, p_conv, revenue, value, mult, gated = self._price(
+                p, campaign, str(placement), context, ts
             )
-            p_click, p_conv, revenue = knowledge.predict(x)
-            value = p_click * p_conv * revenue / campaign.target_roas
-            updates.append(BidValue(campaign_id, ts, value))
-            average = knowledge.value_average(campaign_id)
-            pacing = knowledge.pacing_factor(campaign_id)
-            multiplier = round(
-                clip_multiplier(value, value if average is None else average, campaign) * pacing,
-                6,
-            )
+            if not gated:
+                updates.append(BidValue(campaign_id, ts, value))
+            pacing = knowledge.pacing_factor(campaign_id, ts)
+            multiplier = round(mult * pacing, 6)
             previous = state.bids.get(campaign_id)
             if previous is not None and abs(multiplier - previous) <= self.cfg.bid_threshold * max(
                 previous, 0.05
@@ -397,6 +423,7 @@ class PartitionEngine:
                 continue
             state.bids[campaign_id] = multiplier
             cost = knowledge.mean_cost(campaign_id)
+            reason = "model_gated" if gated else "new" if previous is None else "value_moved"
             outputs.append(
                 BidAdjustment(
                     event_id=stable_id("bid", source_id, campaign_id),
@@ -409,7 +436,7 @@ class PartitionEngine:
                     expected_revenue=round(revenue, 4),
                     expected_roas=round(p_click * p_conv * revenue / cost, 6) if cost > 0 else None,
                     pacing_factor=pacing,
-                    reason="new" if previous is None else "value_moved",
+                    reason=reason,
                     ttl_s=self.cfg.bid_ttl_s,
                     model_version=knowledge.version(),
                     source_event_id=source_id,
@@ -425,7 +452,7 @@ class PartitionEngine:
         announced it (hysteresis). Every partition announces the same campaign-wide
         factor; `shard` only says which partition sent it."""
         cid = campaign.campaign_id
-        factor = self.knowledge.pacing_factor(cid)
+        factor = self.knowledge.pacing_factor(cid, ts)
         sent = self.pacing_sent.get(cid, 1.0)
         if abs(factor - sent) <= self.cfg.pacing_threshold * max(sent, 0.1):
             return

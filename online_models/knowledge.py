@@ -35,6 +35,7 @@ does for any online learner.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -49,6 +50,7 @@ from online_models.outputs import RecommendedItem
 from online_models.segments import Segmenter
 
 UPDATES_VERSION = 1
+PACER_TICK_MS = 60_000
 
 
 class ItemSeen(msgspec.Struct, array_like=True, frozen=True, tag="item", gc=False):
@@ -167,10 +169,17 @@ class SharedKnowledge:
         )
         self.segmenter = Segmenter(cfg.segments)
         # Campaign-wide: the whole daily budget against the spend of every partition.
-        self.pacer = Pacer(cfg.pacing_gain, cfg.pacing_min, cfg.pacing_max)
+        self.pacer = Pacer(
+            cfg.pacing_gain,
+            cfg.pacing_min,
+            cfg.pacing_max,
+            cfg.pacing_integral,
+            cfg.pacing_window_ms,
+        )
         self.values = ValueAverage()
         self.costs = ValueAverage()
         self.clock = 0  # latest event time seen (by `advance`)
+        self.pacer_tick = 0  # event time pacing was last re-planned without spend
         self.applied = 0  # updates applied so far
         self.seq = 0
         # (visible at, seq, update): a heap, so updates apply in event-time order.
@@ -186,7 +195,9 @@ class SharedKnowledge:
         self.advance(now)
 
     def advance(self, now: int) -> None:
-        """Move the event-time clock to `now` (if later) and apply what is due."""
+        """Move the event-time clock to `now` (if later) and apply what is due; once a
+        minute of event time, re-plan every campaign's pacing (no spend for a minute is
+        news too: a campaign bidding too low to win anything must not wait for a win)."""
         if now > self.clock:
             self.clock = now
         pending = self.pending
@@ -195,6 +206,10 @@ class SharedKnowledge:
             while pending and pending[0][0] <= self.clock:
                 due.append(heapq.heappop(pending)[2])
             self.apply(due)
+        if self.clock - self.pacer_tick >= PACER_TICK_MS:
+            self.pacer_tick = self.clock
+            for cid in sorted(self.pacer.campaigns):
+                self.pacer.spend(self.campaign(cid), 0.0, self.clock)
 
     def apply(self, updates: Iterable[Update]) -> None:
         """Learn from updates now, in the order given."""
@@ -215,7 +230,8 @@ class SharedKnowledge:
             elif isinstance(u, Example):
                 models.learn_one(u.kind, u.x, u.y, u.revenue)
             elif isinstance(u, Spend):
-                self.costs.update(u.campaign_id, u.cost)
+                if u.cost > 0:  # an impression not won (replay) costs nothing, says no price
+                    self.costs.update(u.campaign_id, u.cost)
                 self.pacer.spend(self.campaign(u.campaign_id), u.cost, u.ts)
             elif isinstance(u, BidValue):
                 self.values.update(u.campaign_id, u.value)
@@ -249,8 +265,44 @@ class SharedKnowledge:
     def segment(self, rfm: dict[str, float]) -> str:
         return self.segmenter.label(rfm)
 
-    def pacing_factor(self, campaign_id: str) -> float:
-        return self.pacer.factor(campaign_id)
+    def pacing_factor(self, campaign_id: str, ts: int | None = None) -> float:
+        return self.pacer.factor(campaign_id, ts)
+
+    def pacing_state(self, campaign_id: str, ts: int) -> dict[str, float]:
+        """Today's spend, budget, even-spend target and factor of a campaign."""
+        return self.pacer.state(self.campaign(campaign_id), ts)
+
+    def trusted(self, kind: str) -> bool:
+        """Whether a model's predictions may move bids: not before it has learned
+        `value_min_labels` labels with `value_min_positives` positives among them (an
+        untrained prior), and not while its progressive log-loss is no better than
+        the constant base rate's (a model that does not beat a constant only adds
+        noise to bids; Open Bandit's click model is one)."""
+        m = self.models
+        if kind == "revenue":
+            return m.revenue.n_learned >= self.cfg.value_min_positives
+        score = m.click_score if kind == "click" else m.conversion_score
+        if score.n < self.cfg.value_min_labels or score.y_sum < self.cfg.value_min_positives:
+            return False
+        if score.n == 0 or self.cfg.value_min_labels == 0:
+            return True
+        rate = score.y_sum / score.n
+        if not 0 < rate < 1:
+            return False
+        constant = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+        return score.loss_sum / score.n < constant
+
+    def base_rate(self, kind: str) -> float:
+        """Observed positive rate of the click or conversion labels (prior before any)."""
+        score = self.models.click_score if kind == "click" else self.models.conversion_score
+        if score.n == 0:
+            return self.cfg.click_prior if kind == "click" else self.cfg.conversion_prior
+        return score.y_sum / score.n
+
+    def mean_revenue(self) -> float:
+        """Mean order value learned so far (the revenue model's prior before any)."""
+        r = self.models.revenue_score
+        return r.y_sum / r.n if r.n else self.models.revenue.prior
 
     def value_average(self, campaign_id: str) -> float | None:
         return self.values.means.get(campaign_id)
@@ -268,6 +320,7 @@ class SharedKnowledge:
     def to_state(self) -> dict[str, Any]:
         return {
             "clock": self.clock,
+            "pacer_tick": self.pacer_tick,
             "applied": self.applied,
             "seq": self.seq,
             "pending": [[t, s, msgspec.to_builtins(u)] for t, s, u in sorted(self.pending)],
@@ -281,6 +334,7 @@ class SharedKnowledge:
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.clock, self.applied, self.seq = int(s["clock"]), int(s["applied"]), int(s["seq"])
+        self.pacer_tick = int(s.get("pacer_tick", 0))
         self.pending = [(int(t), int(q), msgspec.convert(u, Update)) for t, q, u in s["pending"]]
         heapq.heapify(self.pending)
         self.models.load_state(s["models"])

@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
     users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions)
-    runtime.users = StateStore(users)
+    runtime.users = StateStore(users, settings.state_cache_users)
 
     def is_ready() -> bool:
         recovery = app.tables.recovery  # type: ignore[attr-defined]
@@ -243,6 +243,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def snapshots() -> None:
         await runtime.snapshot_idle()
 
+    if settings.debug_memory_s > 0:
+        from streams.memdebug import install_memory_debug
+
+        install_memory_debug(app, settings.debug_memory_s)
     install_reliable_flush(app)
     install_commit_guard(app, runtime.guard)
     install_recovery_guard(app)

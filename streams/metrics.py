@@ -161,10 +161,21 @@ class Metrics:
         self._campaigns: dict[str, str] = {}
 
     def campaign_label(self, campaign_id: str) -> str:
+        """The campaign's own label for the first CAMPAIGN_LABEL_CAP campaigns, `other`
+        for later ones; only the capped ones are remembered, so neither the series nor
+        this map grows with the number of campaigns.
+
+        >>> m = Metrics()
+        >>> [m.campaign_label(f"c{i}") for i in range(CAMPAIGN_LABEL_CAP + 2)][-3:]
+        ['c19', 'other', 'other']
+        >>> len(m._campaigns) == CAMPAIGN_LABEL_CAP
+        True
+        """
         label = self._campaigns.get(campaign_id)
         if label is None:
-            label = campaign_id if len(self._campaigns) < CAMPAIGN_LABEL_CAP else "other"
-            self._campaigns[campaign_id] = label
+            if len(self._campaigns) >= CAMPAIGN_LABEL_CAP:
+                return "other"
+            label = self._campaigns[campaign_id] = campaign_id
         return label
 
     def exposition(self) -> bytes:

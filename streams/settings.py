@@ -40,6 +40,9 @@ class Settings:
     web_port: int = 6066
     data_dir: str = ".run/worker-data"
     max_message_bytes: int = 64 * 1024
+    # Decoded user states kept in memory (most recently used); the rest are decoded
+    # from the table's bytes when needed. Bounds the worker's memory (streams/state_store.py).
+    state_cache_users: int = 256
     max_nesting_depth: int = 32  # deeper JSON goes to dead-letter as too_deep, unparsed
     # Readiness fails while a partition with a backlog has not advanced for this long.
     stall_timeout_s: float = 120.0
@@ -63,6 +66,8 @@ class Settings:
     # in event time, so fewer events arrive behind the watermark (see architecture.md).
     max_poll_records: int = 200
     log_level: str = "info"
+    # > 0: trace allocations and log their growth every this many seconds (diagnosis)
+    debug_memory_s: float = 0.0
     # 1 on brokers whose ListOffsets(latest) is wrong (the embedded Tansu): see end_offsets.py
     fetch_end_offsets: int = 0
     security_protocol: str = "PLAINTEXT"
@@ -93,6 +98,8 @@ class Settings:
     def check(self) -> None:
         if self.partitions < 1:
             raise SettingsError("ECOM_PARTITIONS must be >= 1")
+        if self.state_cache_users < 1:
+            raise SettingsError("ECOM_STATE_CACHE_USERS must be >= 1")
         if self.max_nesting_depth < 2:
             raise SettingsError("ECOM_MAX_NESTING_DEPTH must be >= 2")
         if self.lag_refresh_s <= 0 or self.broker_timeout_s <= 0:

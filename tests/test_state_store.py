@@ -43,3 +43,29 @@ def test_forget_cache_rereads_the_table_and_pop_deletes_everywhere():
     store.pop("u1")
     assert "u1" not in table and store.get("u1") is None
     assert len(store) == 0
+
+
+def test_cache_keeps_only_the_most_recently_used_states():
+    """The cache is bounded (memory), and an evicted user's state is the table's."""
+    table: dict[str, bytes] = {}
+    store = StateStore(table, max_cached=3)
+    for i in range(10):
+        state = UserState.new(f"u{i}")
+        state.applied["clickstream"] = [i]
+        store[f"u{i}"] = state
+    assert list(store.cache) == ["u7", "u8", "u9"]
+    assert store.get("u7") is store.cache["u7"]  # a hit makes u7 the newest
+    store["u10"] = UserState.new("u10")
+    assert list(store.cache) == ["u9", "u7", "u10"]
+    evicted = store.get("u0")
+    assert evicted is not None and evicted.applied == {"clickstream": [0]}
+    assert len(store.cache) == 3 and len(store) == 11
+
+
+def test_a_full_scan_reads_every_user_without_filling_the_cache():
+    table: dict[str, bytes] = {}
+    store = StateStore(table, max_cached=2)
+    for i in range(5):
+        store[f"u{i}"] = UserState.new(f"u{i}")
+    assert sorted(user for user, _ in store.items()) == [f"u{i}" for i in range(5)]
+    assert list(store.cache) == ["u3", "u4"]

@@ -151,3 +151,14 @@ def test_hundred_thousand_events_are_quick() -> None:
     assert n > 90_000
     # Measured about 0.9 s; the bound is loose so a busy CI machine does not flake.
     assert elapsed < 6.0, f"{n} events took {elapsed:.2f}s"
+
+
+def test_activity_scales_the_event_rate_of_the_same_population() -> None:
+    """A lower activity spreads a population's events over more event time (the soak
+    benchmark uses it so that day-long windows close within minutes of a live run)."""
+    day = list(generate(n_users=200, duration_s=86_400, seed=3, start_ms=START_MS))
+    quiet = list(generate(n_users=200, duration_s=86_400, seed=3, start_ms=START_MS, activity=0.1))
+    assert 0.05 < len(quiet) / len(day) < 0.2
+    assert {e["user_id"] for _, e in quiet} <= {f"u{u}" for u in range(200)}
+    default = generate(n_users=200, duration_s=86_400, seed=3, start_ms=START_MS, activity=1.0)
+    assert list(default) == day
