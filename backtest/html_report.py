@@ -104,6 +104,39 @@ def _table(data: dict[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
+def _recommendations(recs: dict[str, Any], settings: dict[str, Any], perf: dict[str, Any]) -> str:
+    """The next-item section: protocol, model vs popularity side by side, seen/new
+    targets and the cost of one recommendation."""
+    lists = settings.get("lists_judged", "emitted")
+    since = settings.get("evaluate_from")
+    protocol = (
+        f"<p>Every item event{'' if since is None else f' from ts {since}'} is a position, "
+        f"judged by the user's next item event against the list the user holds then "
+        f"({html.escape(str(lists))}); a position without a list is a miss.</p>"
+    )
+    metrics = [m for m in recs["model"]]
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+    rows = "".join(
+        f"<tr><th>{who}</th>" + "".join(f"<td>{recs[key][m]}</td>" for m in metrics) + "</tr>"
+        for who, key in (("recommender", "model"), ("popularity", "baseline"))
+    )
+    table = f"<table><tr><th></th>{head}</tr>{rows}</table>"
+    out = f"<h3>recommendations (next item)</h3>{protocol}{table}{_table(recs)}"
+    targets = recs.get("targets")
+    if targets:
+        out += "<h4>targets the user had touched before vs new</h4>" + _table(
+            {
+                **{f"seen {k}": v for k, v in targets["seen"].items()},
+                **{f"new {k}": v for k, v in targets["new"].items()},
+                **{k: v for k, v in targets.items() if not isinstance(v, dict)},
+            }
+        )
+    cost = perf.get("recommend_us")
+    if cost and cost.get("n"):
+        out += "<h4>cost of one recommendation (us)</h4>" + _table(cost)
+    return out
+
+
 def write_html(path: Path, report: dict[str, Any]) -> None:
     sections: list[str] = [
         "<h1>Backtest report</h1>",
@@ -115,11 +148,7 @@ def write_html(path: Path, report: dict[str, Any]) -> None:
     for model in ("click", "conversion"):
         sections.append(f"<h3>{model} model</h3>{_table(report['models'][model])}")
     recs = report["recommendations"]
-    sections.append(
-        f"<h3>recommendations</h3>{_table(recs)}<h4>model</h4>"
-        f"{_table(recs['model'])}<h4>popularity baseline</h4>"
-        f"{_table(recs['baseline'])}"
-    )
+    sections.append(_recommendations(recs, report["settings"], report["performance"]))
     plots: list[tuple[str, Plot, bool]] = [
         ("models", _models_over_time, bool(report["models"]["by_time"])),
         ("calibration", _calibration, True),

@@ -38,13 +38,15 @@ from online_models.knowledge import (
     BuyerRfm,
     Example,
     ItemSeen,
+    Revisit,
+    SessionClick,
     SharedKnowledge,
     Spend,
     Transition,
     Update,
 )
 from online_models.outputs import BidAdjustment, Output, Recommendation, RecommendedItem, stable_id
-from online_models.profile import apply_click, apply_impression, apply_order
+from online_models.profile import Profile, apply_click, apply_impression, apply_order
 from online_models.state import UserState, already_applied, record_applied
 
 REC_TRIGGERS = frozenset({"view", "add_to_cart"})
@@ -54,6 +56,38 @@ BID_TRIGGERS = frozenset({"ad_click", "add_to_cart", "click", "wishlist"})
 ITEM_WEIGHTS = {"view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0}
 ORDER_ITEM_WEIGHT = 5.0
 REC_TIMES_KEPT = 4
+
+
+def current_session(p: Profile, ts: int, cfg: EngineConfig) -> list[str]:
+    """The user's current session at `ts`: their latest distinct items (oldest first,
+    at most `cfg.max_session_items`) back to the first gap longer than
+    `cfg.session_gap_ms`; empty when the latest item is older than that gap.
+
+    >>> from online_models.profile import Profile
+    >>> p = Profile(user_id="u", recent_items=[["a", 0], ["b", 4_000_000], ["c", 4_060_000]])
+    >>> current_session(p, 4_100_000, EngineConfig()), current_session(p, 9_000_000, EngineConfig())
+    (['b', 'c'], [])
+    """
+    items = p.recent_items
+    gap = cfg.session_gap_ms
+    newer = ts
+    start = len(items)
+    floor = max(0, start - cfg.max_session_items)
+    while start > floor:
+        t = int(items[start - 1][1])
+        if newer - t > gap:
+            break
+        newer = t
+        start -= 1
+    return [str(i) for i, _ in items[start:]]
+
+
+def session_key(p: Profile) -> str:
+    """The key of the user's current session in the session index: the input's
+    session id when events carry one, else the user id and session number."""
+    if p.recent_sessions:
+        return str(p.recent_sessions[-1][0])
+    return f"{p.user_id}#{p.sessions}"
 
 
 class Result:
@@ -220,20 +254,24 @@ class PartitionEngine:
     # Per event type -------------------------------------------------------------
     def _click(self, ev: ClickEvent, state: UserState, updates: list[Update]) -> list[Label]:
         p = state.profile
-        if ev.item_id is not None and ev.type in ITEM_WEIGHTS:
-            since = ev.ts - self.cfg.session_gap_ms
-            previous = [
-                str(i) for i, t in p.recent_items[-self.cfg.covis_lookback :] if int(t) >= since
-            ]
-            item = ev.item_id
+        item = ev.item_id
+        sequenced = item is not None and ev.type in ITEM_WEIGHTS
+        if item is not None and sequenced:
+            cfg = self.cfg
+            session = current_session(p, ev.ts, cfg)
             updates.append(ItemSeen(item, ev.category, ev.ts, ITEM_WEIGHTS[ev.type]))
-            n = len(previous)
+            n = len(session)
+            lookback = max(cfg.covis_lookback, cfg.sr_lookback)
+            # Ordered, repeats included (prev == item): sequential rules learn them;
+            # co-visitation skips them.
             updates.extend(
                 Transition(prev, item, ev.ts, n - k)
-                for k, prev in enumerate(previous)
-                if prev != item
+                for k, prev in enumerate(session[-lookback:], max(0, n - lookback))
             )
+            updates.append(Revisit(n - session.index(item) if item in session else 0, ev.ts))
         apply_click(p, ev, self.cfg)
+        if item is not None and sequenced:
+            updates.append(SessionClick(session_key(p), item, ev.ts))
         if ev.type == "ad_click" and ev.impression_id is not None:
             return self.attribution.click(ev.user_id, ev.impression_id, ev.ts)
         return []
@@ -284,14 +322,17 @@ class PartitionEngine:
     ) -> tuple[list[RecommendedItem], str]:
         """The list this user would be served at `ts` (no rate limit, no output)."""
         p = state.profile
+        cfg = self.cfg
         exclude: set[str] = set()
         if p.purchased:
-            since = ts - self.cfg.exclude_purchased_ms
+            since = ts - cfg.exclude_purchased_ms
             exclude.update(str(i) for i, t in p.purchased if int(t) >= since)
-        if current is not None:
+        if current is not None and cfg.rec_allow_seen != 1:
             exclude.add(current)
-        recent = [str(i) for i, _ in p.recent_items[-self.cfg.covis_lookback :]]
-        return self.knowledge.recommend(recent, p.categories, exclude, self.cfg.top_k)
+        session = current_session(p, ts, cfg)
+        return self.knowledge.recommend(
+            session, session_key(p), ts, p.categories, exclude, cfg.top_k
+        )
 
     def _recommend(
         self, state: UserState, ts: int, source_id: str, outputs: list[Output], current: str | None

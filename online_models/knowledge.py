@@ -42,11 +42,11 @@ from typing import Any
 import msgspec
 
 from online_models.bidding import Pacer, ValueAverage
+from online_models.blend import SessionRecommender
 from online_models.config import EngineConfig
 from online_models.events import Campaign
 from online_models.learner import Models
 from online_models.outputs import RecommendedItem
-from online_models.recommend import Recommender
 from online_models.segments import Segmenter
 
 UPDATES_VERSION = 1
@@ -64,13 +64,30 @@ class ItemSeen(msgspec.Struct, array_like=True, frozen=True, tag="item", gc=Fals
 
 class Transition(msgspec.Struct, array_like=True, frozen=True, tag="next", gc=False):
     """In one session a user went from `prev` to `item`, `distance` steps later (1 =
-    directly). Ordered, so sequence-aware recommenders can be built on them; today
-    they feed symmetric co-visitation."""
+    directly; `prev == item` for a repeat). Feeds the sequential rules and, for
+    distinct items, symmetric co-visitation."""
 
     prev: str
     item: str
     ts: int
     distance: int
+
+
+class SessionClick(msgspec.Struct, array_like=True, frozen=True, tag="sess", gc=False):
+    """Session `session` (a key: the input's session id, else user id and session
+    number) touched `item`: feeds the session index of session-based kNN."""
+
+    session: str
+    item: str
+    ts: int
+
+
+class Revisit(msgspec.Struct, array_like=True, frozen=True, tag="revisit", gc=False):
+    """A next item was the `distance`-th latest distinct item of its session (1 = the
+    one just viewed), or new to the session (0): the revisit rates."""
+
+    distance: int
+    ts: int
 
 
 class Example(msgspec.Struct, array_like=True, frozen=True, tag="label", gc=False):
@@ -110,7 +127,7 @@ class BuyerRfm(msgspec.Struct, array_like=True, frozen=True, tag="rfm", gc=False
     ts: int
 
 
-Update = ItemSeen | Transition | Example | Spend | BidValue | BuyerRfm
+Update = ItemSeen | Transition | SessionClick | Revisit | Example | Spend | BidValue | BuyerRfm
 
 
 class UpdateBatch(msgspec.Struct, frozen=True):
@@ -141,13 +158,8 @@ class SharedKnowledge:
         self.cfg = cfg
         self.delay_ms = cfg.knowledge_delay_ms
         self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
-        self.recommender = Recommender(
-            cfg.covis_neighbors,
-            cfg.covis_lookback,
-            cfg.covis_half_life_ms,
-            cfg.trending_half_life_ms,
-            cfg.max_items,
-        )
+        self.recs = SessionRecommender(cfg)
+        self.recommender = self.recs.base  # popularity and co-visitation
         self.models = Models(
             cfg.learning_rate,
             cfg.l2,
@@ -202,10 +214,17 @@ class SharedKnowledge:
     def apply(self, updates: Iterable[Update]) -> None:
         """Learn from updates now, in the order given."""
         rec, models = self.recommender, self.models
+        rules, index, revisits = self.recs.rules, self.recs.index, self.recs.revisits
         for u in updates:
             self.applied += 1
             if isinstance(u, Transition):
-                rec.observe_pair((u.prev,), u.item, u.ts)
+                rules.observe(u.prev, u.item, u.distance)
+                if u.prev != u.item:
+                    rec.observe_pair((u.prev,), u.item, u.ts)
+            elif isinstance(u, SessionClick):
+                index.observe(u.session, u.item, u.ts)
+            elif isinstance(u, Revisit):
+                revisits.observe(u.distance)
             elif isinstance(u, ItemSeen):
                 rec.observe_item(u.item, u.category, u.ts, u.weight)
             elif isinstance(u, Example):
@@ -225,9 +244,16 @@ class SharedKnowledge:
         return known if known is not None else Campaign(campaign_id=campaign_id)
 
     def recommend(
-        self, recent: list[str], affinity: Mapping[str, float], exclude: set[str], k: int
+        self,
+        session: list[str],
+        key: str,
+        ts: int,
+        affinity: Mapping[str, float],
+        exclude: set[str],
+        k: int,
     ) -> tuple[list[RecommendedItem], str]:
-        return self.recommender.recommend(recent, affinity, exclude, k)
+        """Top-k for a session (distinct items, oldest first) at `ts`: `blend`."""
+        return self.recs.recommend(session, key, ts, affinity, exclude, k)
 
     def trending_items(self, k: int) -> list[str]:
         return self.recommender.trending_items(k)
@@ -300,7 +326,7 @@ class SharedKnowledge:
             "pending": [[t, s, msgspec.to_builtins(u)] for t, s, u in sorted(self.pending)],
             "models": self.models.to_state(),
             "segmenter": self.segmenter.to_state(),
-            "recommender": self.recommender.to_state(),
+            "recommender": self.recs.to_state(),
             "pacer": self.pacer.to_state(),
             "values": self.values.means,
             "costs": self.costs.means,
@@ -313,7 +339,7 @@ class SharedKnowledge:
         heapq.heapify(self.pending)
         self.models.load_state(s["models"])
         self.segmenter = Segmenter.from_state(s["segmenter"])
-        self.recommender.load_state(s["recommender"])
+        self.recs.load_state(s["recommender"])
         self.pacer.load_state(s["pacer"])
         self.values.means = {k: float(v) for k, v in s["values"].items()}
         self.costs.means = {k: float(v) for k, v in s["costs"].items()}

@@ -27,6 +27,7 @@ from aiokafka.partitioner import murmur2 as kafka_murmur2
 
 from backtest.synthetic import campaigns, generate
 from online_models.bidding import DAY_MS
+from online_models.blend import STRATEGIES
 from online_models.config import HOUR_MS, MINUTE_MS, EngineConfig
 from online_models.decode import decode_dict
 from online_models.engine import PartitionEngine
@@ -150,7 +151,7 @@ def test_output_schemas_round_trip() -> None:
         assert msgspec.json.decode(ENCODE(o), type=type(o)) == o
         assert o.schema_version == 1
         if isinstance(o, Recommendation):
-            assert 0 < len(o.items) <= 10 and o.strategy in {"covisitation", "affinity", "trending"}
+            assert 0 < len(o.items) <= 10 and o.strategy in STRATEGIES
             assert len({i.item_id for i in o.items}) == len(o.items)
 
 
