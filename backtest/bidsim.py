@@ -1,25 +1,38 @@
-"""Bidding simulation: the engine's adjusted bids against a constant bid, same budget.
+"""Bidding simulation: the engine's adjusted bids against a constant bid and an oracle,
+at equal spend of the same daily budgets.
 
-Market model (explicit, so results can be checked by hand):
+Market model (explicit, so results can be checked by hand; the report names it):
 
 * the market price of an impression (the highest competing bid) is its recorded
-  `cost` when > 0, else a lognormal draw seeded by (seed, impression_id), so it does
-  not depend on the order or the subset of impressions simulated;
-* an impression is won when bid >= market price and the campaign's budget still
-  covers the price; the winner pays the market price (second price);
+  `cost` when > 0 (`recorded_cost`), else a lognormal draw seeded by
+  (seed, impression_id) (`lognormal`), so it does not depend on the order or the
+  subset of impressions simulated;
+* an impression is won when bid >= market price and the campaign's budget for that
+  UTC day still covers the price; the winner pays the market price (second price);
 * clicks are the real `ad_click` events joined by impression_id (same user, within
   the click window); an order converts the latest won *clicked* impression of the
   same user whose click is at most 24 h before it (last touch, each click converts
   once, as in online_models/attribution.py); revenue is the order total.
 
-Budget per campaign = `budget_fraction` x the sum of its market prices. The
-baseline bids one constant per campaign, calibrated in hindsight to spend as much of
-that budget as possible without running out (`constant_bid_for_budget`), so it is
-a strong baseline: it paces perfectly by construction.
+Budgets are daily, per campaign, the same numbers the engine paces against (campaign
+events, or handed to the engine by the replay; `budgets_from_prices`). Policies:
+
+* **constant**: one bid per campaign and day, the highest whose spend that day stays
+  within the budget, found in hindsight (`constant_bid_for_budget`): it paces
+  perfectly by construction, a strong baseline;
+* **adjusted**: that constant bid x the engine's multiplier for the impression, x one
+  scale per campaign and day found by bisection so that it spends what the constant
+  spends that day (`equal_spend_scale`); the engine's own pacing already lands its
+  spend on the budget (`closed_loop`, unscaled), the scale only removes what is
+  left of the difference;
+* **oracle** (when the true click probabilities are known, backtest/truth.py): bids in
+  proportion to the true click probability, scaled per campaign and day to spend
+  what the constant spends; the best any policy can do with clicks as the goal
+  (up to the budget's last, indivisible impression).
 
 >>> imps = [Impression(0, "i1", "u", "c", 1.0, 0.5, 2.0),
 ...         Impression(10, "i2", "u", "c", 1.0, 0.8, 0.5)]
->>> r = run_policy(imps, [2.0, 0.5], [0.5, 0.8], {"c": 1.0}, {"i1": 5}, [], (0, 10))
+>>> r = run_policy(imps, [2.0, 0.5], [0.5, 0.8], {"c": 1.0}, {"i1": 5}, [])
 >>> r.won, r.spend, r.clicks
 (1, 0.5, 1)
 """
@@ -28,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any, NamedTuple
@@ -36,7 +49,9 @@ from typing import Any, NamedTuple
 from online_models.outputs import BidAdjustment
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 CURVE_POINTS = 50
+BISECTIONS = 40
 _NORMAL = NormalDist()
 
 
@@ -45,9 +60,10 @@ class Impression(NamedTuple):
     impression_id: str
     user_id: str
     campaign_id: str
-    bid: float  # recorded bid; 0 means "not logged", then the market price is used
+    bid: float  # recorded bid (informational: not used as a base, see module docstring)
     cost: float  # recorded clearing price; 0 means "not logged"
-    multiplier: float  # the engine's effective multiplier in force at impression time
+    multiplier: float  # the engine's multiplier for this impression (value x pacing)
+    stream_multiplier: float = 1.0  # the bid-adjustment stream's, in force at its time
 
 
 class Order(NamedTuple):
@@ -58,12 +74,13 @@ class Order(NamedTuple):
 
 @dataclass(frozen=True)
 class BidSimParams:
-    budget_fraction: float = 0.5
+    budget_fraction: float = 0.5  # daily budget = this x market price per day (no events)
     price_mu: float = math.log(0.5)  # median market price 0.5 when no cost is logged
     price_sigma: float = 0.8
     seed: int = 7
     click_window_ms: int = HOUR_MS // 2
     conversion_window_ms: int = 24 * HOUR_MS
+    spend_tolerance: float = 0.01  # adjusted vs constant spend, relative, per campaign
 
 
 @dataclass
@@ -73,6 +90,8 @@ class PolicyResult:
     clicks: int = 0
     conversions: int = 0
     revenue: float = 0.0
+    expected_clicks: float = 0.0  # sum of true click probabilities won (truth known)
+    expected_conversions: float = 0.0
     by_campaign: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -83,6 +102,9 @@ class PolicyResult:
             "conversions": self.conversions,
             "revenue": round(self.revenue, 6),
             "roas": round(self.revenue / self.spend, 6) if self.spend > 0 else None,
+            "expected_clicks": round(self.expected_clicks, 4),
+            "expected_conversions": round(self.expected_conversions, 4),
+            "pacing": pacing_summary(self.by_campaign),
             "campaigns": self.by_campaign,
         }
 
@@ -98,9 +120,47 @@ def market_price(imp: Impression, p: BidSimParams) -> float:
     """
     if imp.cost > 0:
         return imp.cost
-    digest = hashlib.blake2b(f"{p.seed}:{imp.impression_id}".encode(), digest_size=8).digest()
+    return lognormal_price(imp.impression_id, p)
+
+
+def lognormal_price(impression_id: str, p: BidSimParams) -> float:
+    digest = hashlib.blake2b(f"{p.seed}:{impression_id}".encode(), digest_size=8).digest()
     u = (int.from_bytes(digest, "big") + 0.5) / 2**64
     return round(math.exp(p.price_mu + p.price_sigma * _NORMAL.inv_cdf(u)), 6)
+
+
+def price_model(n_recorded: int, n_drawn: int, p: BidSimParams) -> dict[str, Any]:
+    """The market-price model used, named for the report."""
+    if n_drawn and n_recorded:
+        name = "recorded_cost+lognormal"
+    else:
+        name = "lognormal" if n_drawn else "recorded_cost"
+    out: dict[str, Any] = {
+        "name": name,
+        "recorded_cost": n_recorded,
+        "lognormal": n_drawn,
+        "auction": "second price: won when bid >= market price and the day's budget covers it",
+    }
+    if n_drawn:
+        out["lognormal_median"] = round(math.exp(p.price_mu), 6)
+        out["lognormal_sigma"] = p.price_sigma
+        out["seed"] = p.seed
+    return out
+
+
+def budgets_from_prices(
+    prices_by_day: Mapping[tuple[str, int], float], fraction: float
+) -> dict[str, float]:
+    """Daily budget per campaign = fraction x its mean market price per day it has
+    impressions.
+
+    >>> budgets_from_prices({("c", 0): 10.0, ("c", 1): 30.0, ("d", 1): 4.0}, 0.5)
+    {'c': 10.0, 'd': 2.0}
+    """
+    totals: dict[str, list[float]] = {}
+    for (c, _), v in prices_by_day.items():
+        totals.setdefault(c, []).append(v)
+    return {c: round(fraction * sum(v) / len(v), 6) for c, v in sorted(totals.items())}
 
 
 def constant_bid_for_budget(prices: Sequence[float], budget: float) -> float:
@@ -123,6 +183,13 @@ def constant_bid_for_budget(prices: Sequence[float], budget: float) -> float:
     return bid
 
 
+def constant_bids(
+    prices: Mapping[tuple[str, int], list[float]], budgets: Mapping[str, float]
+) -> dict[tuple[str, int], float]:
+    """(campaign, day) -> the constant bid that spends at most that day's budget."""
+    return {k: constant_bid_for_budget(v, budgets.get(k[0], 0.0)) for k, v in prices.items()}
+
+
 def joined_clicks(
     imps: Sequence[Impression], clicks: Sequence[tuple[str, str, int]], window_ms: int
 ) -> dict[str, int]:
@@ -139,38 +206,65 @@ def joined_clicks(
     return out
 
 
+def wins(
+    imps: Sequence[Impression],
+    bids: Sequence[float],
+    prices: Sequence[float],
+    budgets: Mapping[str, float],
+) -> list[bool]:
+    """Which impressions (sorted by ts) `bids` win under the daily budgets."""
+    spent: dict[tuple[str, int], float] = {}
+    out = []
+    for imp, bid, price in zip(imps, bids, prices, strict=True):
+        key = (imp.campaign_id, imp.ts // DAY_MS)
+        s = spent.get(key, 0.0)
+        won = bid >= price and s + price <= budgets.get(imp.campaign_id, 0.0) + 1e-12
+        if won:
+            spent[key] = s + price
+        out.append(won)
+    return out
+
+
 def run_policy(
     imps: Sequence[Impression],
     bids: Sequence[float],
     prices: Sequence[float],
-    budgets: dict[str, float],
-    clicks: dict[str, int],
+    budgets: Mapping[str, float],
+    clicks: Mapping[str, int],
     orders: Sequence[Order],
-    window: tuple[int, int],
     p: BidSimParams | None = None,
+    truth: Mapping[str, tuple[float, float]] | None = None,
 ) -> PolicyResult:
-    """Replay `imps` (sorted by ts) with `bids`; count wins, spend, clicks, conversions."""
+    """Replay `imps` (sorted by ts) with `bids`; count wins, spend, clicks, conversions
+    and, per campaign and day, the pacing errors (`pacing_summary`)."""
     p = p or BidSimParams()
     res = PolicyResult()
-    spent = dict.fromkeys(budgets, 0.0)
+    won = wins(imps, bids, prices, budgets)
+    spent: dict[tuple[str, int], float] = {}
+    market: dict[tuple[str, int], float] = {}  # the day's total market price
+    dev: dict[tuple[str, int], list[float]] = {}
+    curve: dict[str, list[list[float]]] = {}
     touches: dict[str, list[int]] = {}
-    t0, t1 = window
-    span = max(t1 - t0, 1)
-    pace_err: dict[str, list[float]] = {c: [] for c in budgets}
-    curve: dict[str, list[list[float]]] = {c: [] for c in budgets}
-    for imp, bid, price in zip(imps, bids, prices, strict=True):
-        c = imp.campaign_id
-        if bid >= price and spent[c] + price <= budgets[c] + 1e-12:
-            spent[c] += price
+    for imp, w, price in zip(imps, won, prices, strict=True):
+        c, day = imp.campaign_id, imp.ts // DAY_MS
+        key = (c, day)
+        market[key] = market.get(key, 0.0) + price
+        if w:
+            spent[key] = spent.get(key, 0.0) + price
             res.won += 1
+            if truth is not None and imp.impression_id in truth:
+                pc, pv = truth[imp.impression_id]
+                res.expected_clicks += pc
+                res.expected_conversions += pc * pv
             click_ts = clicks.get(imp.impression_id)
             if click_ts is not None:
                 res.clicks += 1
                 touches.setdefault(imp.user_id, []).append(click_ts)
-        elapsed = (imp.ts - t0) / span
-        share = spent[c] / budgets[c] if budgets[c] > 0 else 0.0
-        pace_err[c].append(abs(share - elapsed))
-        curve[c].append([round(elapsed, 4), round(share, 4)])
+        budget = budgets.get(c, 0.0)
+        elapsed = (imp.ts - day * DAY_MS) / DAY_MS
+        share = spent.get(key, 0.0) / budget if budget > 0 else 0.0
+        dev.setdefault(key, []).append(abs(share - elapsed))
+        curve.setdefault(c, []).append([round(day + elapsed, 4), round(day + share, 4)])
     for order in sorted(orders):
         user_touches = touches.get(order.user_id)
         if not user_touches:
@@ -181,15 +275,50 @@ def run_policy(
             res.conversions += 1
             res.revenue += order.revenue
     res.spend = sum(spent.values())
-    for c in sorted(budgets):
-        errs = pace_err[c]
+    for c in sorted({k[0] for k in dev}):
+        days = sorted(d for cc, d in dev if cc == c)
+        budget = budgets.get(c, 0.0)
         res.by_campaign[c] = {
-            "budget": round(budgets[c], 6),
-            "spend": round(spent[c], 6),
-            "pacing_error": round(sum(errs) / len(errs), 6) if errs else None,
+            "budget": round(budget, 6),
+            "spend": round(sum(spent.get((c, d), 0.0) for d in days), 6),
+            "days": {
+                str(d): {
+                    "spend": round(spent.get((c, d), 0.0), 6),
+                    "end_error": _ratio(abs(budget - spent.get((c, d), 0.0)), budget),
+                    "curve_error": round(sum(dev[(c, d)]) / len(dev[(c, d)]), 6),
+                    # Less on offer that day than the budget: no policy can spend it.
+                    "spendable": market[(c, d)] >= budget,
+                }
+                for d in days
+            },
             "curve": _thin(curve[c]),
         }
     return res
+
+
+def pacing_summary(by_campaign: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Pacing errors over campaign-days: `end_error` = |spend - budget| / budget at the
+    end of the day; `curve_error` = mean over the day's impressions of |spent share of
+    the budget - elapsed share of the day| (deviation from the even spend curve).
+    Only campaign-days whose impressions on offer are worth at least the budget count
+    (a day cut short by the end of the log cannot be spent by any policy); the others
+    are counted as `unspendable_days`."""
+    days = [d for c in by_campaign.values() for d in c["days"].values()]
+    counted = [d for d in days if d["spendable"]]
+    end = [d["end_error"] for d in counted if d["end_error"] is not None]
+    curve = [d["curve_error"] for d in counted]
+    return {
+        "campaign_days": len(curve),
+        "unspendable_days": len(days) - len(counted),
+        "end_error_mean": round(sum(end) / len(end), 6) if end else None,
+        "end_error_max": round(max(end), 6) if end else None,
+        "curve_error_mean": round(sum(curve) / len(curve), 6) if curve else None,
+        "curve_error_max": round(max(curve), 6) if curve else None,
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 6) if b > 0 else None
 
 
 def _thin(points: list[list[float]]) -> list[list[float]]:
@@ -200,40 +329,191 @@ def _thin(points: list[list[float]]) -> list[list[float]]:
     return out
 
 
+def _spend(
+    imps: Sequence[Impression],
+    bids: Sequence[float],
+    prices: Sequence[float],
+    budgets: Mapping[str, float],
+) -> float:
+    return sum(p for p, w in zip(prices, wins(imps, bids, prices, budgets), strict=True) if w)
+
+
+def equal_spend_scale(
+    imps: Sequence[Impression],
+    bids: Sequence[float],
+    prices: Sequence[float],
+    budgets: Mapping[str, float],
+    target: float,
+    tolerance: float = 0.0,
+) -> float:
+    """1 when `bids` already spend `target` within `tolerance` (relative), else the
+    smallest scale at which `bids` x scale spend at least target x (1 - tolerance)
+    (bisection on a log scale). The smallest, because spend stops growing with the
+    scale once the budget binds: a larger scale spends the same budget earlier in
+    the day on worse impressions.
+
+    >>> imps = [Impression(t, f"i{t}", "u", "c", 0, 0, 1) for t in range(4)]
+    >>> s = equal_spend_scale(imps, [1, 2, 3, 4], [2.5] * 4, {"c": 10.0}, 5.0)
+    >>> 2.5 / 3 <= s < 2.5 / 2      # wins the bids of 3 and 4 only
+    True
+    """
+    if target <= 0 or not imps or max(bids, default=0.0) <= 0:
+        return 1.0
+
+    def spend_at(x: float) -> float:
+        s = math.exp(x)
+        return _spend(imps, [b * s for b in bids], prices, budgets)
+
+    enough = target * (1 - tolerance) - 1e-9
+    if tolerance > 0 and enough <= spend_at(0.0) <= target * (1 + tolerance) + 1e-9:
+        return 1.0
+    lo, hi = -1.0, 1.0
+    while hi < 40 and spend_at(hi) < enough:
+        lo, hi = hi, hi * 2
+    while lo > -40 and spend_at(lo) >= enough:
+        lo, hi = lo * 2, lo
+    for _ in range(BISECTIONS):
+        mid = (lo + hi) / 2
+        if spend_at(mid) >= enough:
+            hi = mid
+        else:
+            lo = mid
+    return math.exp(hi)
+
+
+def _per_campaign(
+    imps: Sequence[Impression], key: Callable[[Impression], Any]
+) -> dict[Any, list[int]]:
+    groups: dict[Any, list[int]] = {}
+    for n, imp in enumerate(imps):
+        groups.setdefault(key(imp), []).append(n)
+    return groups
+
+
+def scaled_to_spend(
+    imps: Sequence[Impression],
+    bids: Sequence[float],
+    prices: Sequence[float],
+    budgets: Mapping[str, float],
+    targets: Mapping[Any, float],
+    key: Callable[[Impression], Any],
+    tolerance: float = 0.0,
+) -> tuple[list[float], dict[Any, float]]:
+    """`bids` with one equal-spend scale per group (`key`: campaign or campaign-day)."""
+    out = list(bids)
+    scales: dict[Any, float] = {}
+    for k, idx in sorted(_per_campaign(imps, key).items()):
+        sub = [imps[i] for i in idx]
+        sb, sp = [bids[i] for i in idx], [prices[i] for i in idx]
+        s = scales[k] = equal_spend_scale(sub, sb, sp, budgets, targets.get(k, 0.0), tolerance)
+        for i in idx:
+            out[i] = bids[i] * s
+    return out, scales
+
+
 def simulate(
     imps: Sequence[Impression],
     clicks: Sequence[tuple[str, str, int]],
     orders: Sequence[Order],
     p: BidSimParams | None = None,
+    budgets: Mapping[str, float] | None = None,
+    truth: Mapping[str, tuple[float, float]] | None = None,
+    closed_loop: Sequence[bool] | None = None,
+    budget_source: str = "budget_fraction",
 ) -> dict[str, Any]:
-    """Adjusted policy vs. equal-budget constant baseline; JSON-ready summary."""
+    """Constant, adjusted (at equal spend) and, with `truth`, oracle; JSON-ready.
+
+    `budgets` are the daily budgets the engine paced against (default: from the
+    prices and `budget_fraction`); `closed_loop` the wins of the replay itself (the
+    adjusted policy unscaled), reported to show the engine's own pacing."""
     p = p or BidSimParams()
-    imps = sorted(imps, key=lambda i: (i.ts, i.impression_id))
+    order = sorted(range(len(imps)), key=lambda n: (imps[n].ts, imps[n].impression_id))
+    imps = [imps[n] for n in order]
     if not imps:
         return {"impressions": 0, "params": _params(p), "policy": None, "baseline": None}
     prices = [market_price(i, p) for i in imps]
-    by_campaign: dict[str, list[float]] = {}
+    by_day: dict[tuple[str, int], list[float]] = {}
     for imp, price in zip(imps, prices, strict=True):
-        by_campaign.setdefault(imp.campaign_id, []).append(price)
-    budgets = {c: p.budget_fraction * sum(ps) for c, ps in by_campaign.items()}
-    constant = {c: constant_bid_for_budget(ps, budgets[c]) for c, ps in by_campaign.items()}
+        by_day.setdefault((imp.campaign_id, imp.ts // DAY_MS), []).append(price)
+    if budgets is None:
+        budgets = budgets_from_prices({k: sum(v) for k, v in by_day.items()}, p.budget_fraction)
+    constant = constant_bids(by_day, budgets)
     joined = joined_clicks(imps, clicks, p.click_window_ms)
-    window = (imps[0].ts, imps[-1].ts)
-    adjusted = [
-        (i.bid if i.bid > 0 else price) * i.multiplier
-        for i, price in zip(imps, prices, strict=True)
-    ]
-    flat = [constant[i.campaign_id] for i in imps]
-    policy = run_policy(imps, adjusted, prices, budgets, joined, orders, window, p)
-    baseline = run_policy(imps, flat, prices, budgets, joined, orders, window, p)
-    return {
+    base = [constant[(i.campaign_id, i.ts // DAY_MS)] for i in imps]
+    baseline = run_policy(imps, base, prices, budgets, joined, orders, p, truth)
+    per_day = {
+        (c, int(d)): v["spend"]
+        for c, b in baseline.by_campaign.items()
+        for d, v in b["days"].items()
+    }
+
+    def day_of(i: Impression) -> tuple[str, int]:
+        return (i.campaign_id, i.ts // DAY_MS)
+
+    out: dict[str, Any] = {
         "impressions": len(imps),
         "clicked_impressions": len(joined),
         "params": _params(p),
-        "constant_bids": {c: round(v, 6) for c, v in sorted(constant.items())},
-        "policy": policy.summary(),
+        "market_price": price_model(
+            sum(i.cost > 0 for i in imps), sum(i.cost <= 0 for i in imps), p
+        ),
+        "budgets": {
+            "source": budget_source,
+            "daily": {c: round(v, 6) for c, v in sorted(budgets.items())},
+        },
+        "constant_bids": {f"{c}@{d}": round(v, 6) for (c, d), v in sorted(constant.items())},
         "baseline": baseline.summary(),
     }
+    for name, mults in (
+        ("policy", [i.multiplier for i in imps]),
+        ("policy_stream", [i.stream_multiplier for i in imps]),
+    ):
+        raw = [b * m for b, m in zip(base, mults, strict=True)]
+        bids, scales = scaled_to_spend(
+            imps, raw, prices, budgets, per_day, day_of, p.spend_tolerance
+        )
+        res = run_policy(imps, bids, prices, budgets, joined, orders, p, truth).summary()
+        values = sorted(scales.values())
+        res["equal_spend_scale"] = {
+            "unscaled_days": sum(v == 1.0 for v in values),
+            "days": len(values),
+            "p10": round(values[len(values) // 10], 6),
+            "median": round(values[len(values) // 2], 6),
+            "p90": round(values[len(values) * 9 // 10], 6),
+        }
+        res["spend_vs_baseline"] = _ratio(res["spend"], baseline.spend)
+        out[name] = res
+    if closed_loop is not None:
+        won = [closed_loop[n] for n in order]
+        # The replay's own wins: the engine's pacing alone, before any equal-spend scale.
+        loop = [price * 2.0 if w else 0.0 for price, w in zip(prices, won, strict=True)]
+        out["closed_loop"] = run_policy(
+            imps, loop, prices, budgets, joined, orders, p, truth
+        ).summary()
+    if truth is not None:
+        pc = [truth.get(i.impression_id, (0.0, 0.0))[0] for i in imps]
+        bids, _ = scaled_to_spend(imps, pc, prices, budgets, per_day, day_of, p.spend_tolerance)
+        out["oracle"] = run_policy(imps, bids, prices, budgets, joined, orders, p, truth).summary()
+        out["oracle"]["bids"] = "proportional to the true click probability"
+        out["gain_captured"] = gain_captured(out)
+    out["equal_spend"] = {
+        "tolerance": p.spend_tolerance,
+        "per": "campaign-day",
+        "within": all(
+            abs(out["policy"]["campaigns"][c]["days"][str(d)]["spend"] - s) <= p.spend_tolerance * s
+            for (c, d), s in per_day.items()
+        ),
+    }
+    return out
+
+
+def gain_captured(sim: Mapping[str, Any]) -> dict[str, float | None]:
+    """(adjusted - constant) / (oracle - constant), in expected and in realised clicks."""
+    out: dict[str, float | None] = {}
+    for key in ("expected_clicks", "clicks"):
+        c, a, o = (sim[k][key] for k in ("baseline", "policy", "oracle"))
+        out[key] = round((a - c) / (o - c), 4) if o != c else None
+    return out
 
 
 def _params(p: BidSimParams) -> dict[str, Any]:
@@ -242,6 +522,7 @@ def _params(p: BidSimParams) -> dict[str, Any]:
         "price_mu": round(p.price_mu, 6),
         "price_sigma": p.price_sigma,
         "seed": p.seed,
+        "spend_tolerance": p.spend_tolerance,
     }
 
 

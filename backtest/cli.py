@@ -94,12 +94,24 @@ def add_backtest_parsers(sub: Any) -> None:
         type=int,
         default=None,
         metavar="TS",
-        help="judge next-item positions only from this event time (ms), e.g. a test split",
+        help="judge next-item positions only from this event time (ms), e.g. the split time "
+        "of split-sessions, so the training part is not scored",
     )
     rp.add_argument(
         "--every-position",
+        dest="emitted_only",
+        action="store_false",
+        default=False,
+        help="at every position the user holds the list the engine serves right then "
+        "(the default, the field's next-item protocol)",
+    )
+    rp.add_argument(
+        "--emitted-only",
+        dest="emitted_only",
         action="store_true",
-        help="judge the list served after every item event, not only emitted ones",
+        default=False,
+        help="the user holds only the recommendations the engine emitted (rate-limited, "
+        "as live); every position is still judged, one without a list is a miss",
     )
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--no-html", action="store_true", help="skip report.html")
@@ -165,7 +177,7 @@ def _replay(args: argparse.Namespace) -> int:
         knowledge_delay_ms=args.knowledge_delay_ms,
         shared=not args.per_partition_knowledge,
         evaluate_from=args.evaluate_from,
-        every_position=args.every_position,
+        every_position=not args.emitted_only,
     )
     report = replay(args.files, args.report, options)
     if not args.no_html:

@@ -79,14 +79,15 @@ def _hit_rate(ax: Any, r: dict[str, Any]) -> None:
 
 
 def _pacing(ax: Any, r: dict[str, Any]) -> None:
-    ax.plot([0, 1], [0, 1], ":", color="grey", label="even pace")
-    for who, style in (("policy", "-"), ("baseline", "--")):
-        for c, v in r["bidding"][who]["campaigns"].items():
-            ax.plot(
-                [p[0] for p in v["curve"]], [p[1] for p in v["curve"]], style, label=f"{who} {c}"
-            )
-    ax.set_xlabel("elapsed share of the window")
-    ax.set_ylabel("spent share of budget")
+    # Curves are (day + elapsed share of the day, day + spent share of its budget).
+    who = "closed_loop" if r["bidding"].get("closed_loop") else "policy"
+    for style, name in (("-", who), ("--", "baseline")):
+        for c, v in r["bidding"][name]["campaigns"].items():
+            xs = [p[0] - int(v["curve"][0][0]) for p in v["curve"]]
+            ys = [p[1] - int(p[0]) for p in v["curve"]]
+            ax.plot(xs, ys, style, label=f"{name} {c}", linewidth=0.8)
+    ax.set_xlabel("days since start (the curve restarts at each UTC midnight)")
+    ax.set_ylabel("spent share of the day's budget")
     ax.set_title("Spend vs pacing")
     ax.legend(fontsize=6, ncol=2)
 
@@ -97,7 +98,7 @@ def _outcomes(ax: Any, r: dict[str, Any]) -> None:
     ratios = [(policy[n] / baseline[n]) if baseline[n] else 0.0 for n in names]
     ax.bar(names, ratios)
     ax.axhline(1.0, color="grey", linestyle=":")
-    ax.set_title("Adjusted bids / constant-bid baseline (equal budget)")
+    ax.set_title("Adjusted bids / constant-bid baseline (equal spend)")
 
 
 def _table(data: dict[str, Any]) -> str:
@@ -107,6 +108,39 @@ def _table(data: dict[str, Any]) -> str:
         if not isinstance(v, dict | list)
     )
     return f"<table>{rows}</table>"
+
+
+def _recommendations(recs: dict[str, Any], settings: dict[str, Any], perf: dict[str, Any]) -> str:
+    """The next-item section: protocol, model vs popularity side by side, seen/new
+    targets and the cost of one recommendation."""
+    lists = settings.get("lists_judged", "emitted")
+    since = settings.get("evaluate_from")
+    protocol = (
+        f"<p>Every item event{'' if since is None else f' from ts {since}'} is a position, "
+        f"judged by the user's next item event against the list the user holds then "
+        f"({html.escape(str(lists))}); a position without a list is a miss.</p>"
+    )
+    metrics = [m for m in recs["model"]]
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+    rows = "".join(
+        f"<tr><th>{who}</th>" + "".join(f"<td>{recs[key][m]}</td>" for m in metrics) + "</tr>"
+        for who, key in (("recommender", "model"), ("popularity", "baseline"))
+    )
+    table = f"<table><tr><th></th>{head}</tr>{rows}</table>"
+    out = f"<h3>recommendations (next item)</h3>{protocol}{table}{_table(recs)}"
+    targets = recs.get("targets")
+    if targets:
+        out += "<h4>targets the user had touched before vs new</h4>" + _table(
+            {
+                **{f"seen {k}": v for k, v in targets["seen"].items()},
+                **{f"new {k}": v for k, v in targets["new"].items()},
+                **{k: v for k, v in targets.items() if not isinstance(v, dict)},
+            }
+        )
+    cost = perf.get("recommend_us")
+    if cost and cost.get("n"):
+        out += "<h4>cost of one recommendation (us)</h4>" + _table(cost)
+    return out
 
 
 def write_html(path: Path, report: dict[str, Any]) -> None:
@@ -126,11 +160,7 @@ def write_html(path: Path, report: dict[str, Any]) -> None:
             f"{_table(m.get('recent') or {})}"
         )
     recs = report["recommendations"]
-    sections.append(
-        f"<h3>recommendations</h3>{_table(recs)}<h4>model</h4>"
-        f"{_table(recs['model'])}<h4>popularity baseline</h4>"
-        f"{_table(recs['baseline'])}"
-    )
+    sections.append(_recommendations(recs, report["settings"], report["performance"]))
     plots: list[tuple[str, Plot, bool]] = [
         ("models", _models_over_time, bool(report["models"]["by_time"])),
         ("calibration", _calibration, True),
@@ -138,8 +168,19 @@ def write_html(path: Path, report: dict[str, Any]) -> None:
     ]
     bidding = report["bidding"]
     if bidding.get("policy"):
-        for who in ("policy", "baseline"):
-            sections.append(f"<h3>bidding: {who}</h3>{_table(bidding[who])}")
+        market = bidding["market_price"]
+        sections.append(
+            f"<h3>bidding: market-price model</h3>{_table(market)}"
+            f"<p>budgets: {html.escape(bidding['budgets']['source'])}, equal spend "
+            f"{html.escape(str(bidding['equal_spend']))}, gain captured "
+            f"{html.escape(str(bidding.get('gain_captured')))}</p>"
+        )
+        for who in ("baseline", "policy", "policy_stream", "closed_loop", "oracle"):
+            if bidding.get(who):
+                sections.append(
+                    f"<h3>bidding: {who}</h3>{_table(bidding[who])}"
+                    f"<h4>pacing</h4>{_table(bidding[who]['pacing'])}"
+                )
         plots += [("pacing", _pacing, True), ("outcomes", _outcomes, True)]
     for title, draw, wanted in plots:
         if wanted:

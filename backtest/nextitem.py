@@ -1,24 +1,33 @@
-"""Next-item evaluation of recommendations, against a popularity baseline.
+"""Next-item evaluation of recommendations, the way session-based recommenders are
+measured, against a popularity baseline of the same run.
 
-Every recommendation emitted for a user waits for that user's next item event in
-event time (a view, click, wishlist or add-to-cart with an item, or a placed order);
-it is a hit@k when that event's item is among the first k recommended items. An
-order with several items counts as one next event: hit when any of its items is in
-the list, rank = the best rank among them. Several recommendations emitted before
-the same next event are all judged by it. Recommendations with no later item event
-by the end of the replay, or before their user's profile expires (the engine forgets
-users idle for the profile TTL; `forget`), are counted as `unresolved` and left out
-of the rates. So memory follows active users, not the number of recommendations.
+Every *position* (a user's item event at or after `evaluate_from`: a view, click,
+wishlist or add-to-cart with an item, or a placed order) predicts the user's next
+item event from the list the user **holds** at that moment: the latest non-empty
+recommendation served to them (`serve`), or none, which is a miss. It is a hit@k when
+the next event's item is among the first k items; MRR@k sums 1/rank for those hits
+and divides by all positions. An order with several items is one event: hit when
+any of its items is in the list, rank = the best rank among them. The baseline is
+the popularity list at the position (`position(..., baseline)`).
 
-The baseline is the partition's trending list at the moment of the recommendation,
-without the item that triggered it (the engine excludes that item too).
+A position whose user has no later item event by the end of the replay (the last
+click of a session), or who expires first (the engine forgets users idle for the
+profile TTL; `forget`), is counted as `unresolved` and left out of the rates. So
+memory follows active users.
+
+Each judged target is also classed as *seen* (the user had touched that item before,
+in this replay) or *new*, with the hits@20 of each class: how much of the hit rate
+is repeat consumption.
 
 >>> ev = NextItemEval(bucket_ms=1000)
->>> ev.recommend("u", 100, ["a", "b", "c"], ["c", "a"])
+>>> ev.serve("u", ["a", "b", "c"])
+>>> ev.position("u", 100, ["c", "a"])
 >>> ev.observe("u", 200, ["b"])      # rank 2 for the engine, a miss for the baseline
+>>> ev.position("v", 150, ["b"])     # v holds no list: a miss for the engine
+>>> ev.observe("v", 300, ["b"])
 >>> s = ev.summary()
->>> s["model"]["hit@10"], s["model"]["mrr@10"], s["baseline"]["hit@10"]
-(1.0, 0.5, 0.0)
+>>> s["evaluated"], s["model"]["hit@10"], s["model"]["mrr@10"], s["baseline"]["hit@10"]
+(2, 0.5, 0.25, 0.5)
 """
 
 from __future__ import annotations
@@ -28,9 +37,10 @@ from typing import Any
 
 CUTOFFS = (10, 20)
 MAX_BUCKETS = 48
-# Tally slots: recommendations, then per cutoff (hits, reciprocal-rank sum), for the
-# model and for the baseline.
+# Tally slots: positions, then per cutoff (hits, reciprocal-rank sum), for the model
+# and for the baseline.
 _SLOTS = 1 + 2 * 2 * len(CUTOFFS)
+_NO_ITEMS: list[str] = []
 
 
 def rank_of(items: Sequence[str], targets: Sequence[str]) -> int | None:
@@ -53,38 +63,76 @@ def rank_of(items: Sequence[str], targets: Sequence[str]) -> int | None:
 class NextItemEval:
     def __init__(self, bucket_ms: int = 3_600_000) -> None:
         self.bucket_ms = bucket_ms
-        self.pending: dict[str, list[tuple[int, list[str], list[str]]]] = {}
+        self.held: dict[str, list[str]] = {}  # user -> latest non-empty list served
+        self.pending: dict[str, tuple[int, list[str], list[str]]] = {}
+        self.touched: dict[str, set[str]] = {}  # user -> items of their item events
         self.buckets: dict[int, list[float]] = {}  # bucket start -> tallies
-        self.recommendations = 0
-        self.forgotten = 0  # unresolved recommendations of users who expired
+        self.served = 0
+        self.positions = 0
+        self.without_list = 0  # positions at which the user held no list
+        self.forgotten = 0  # unresolved positions of users who expired
+        # [positions, hits@20] for targets the user had touched before, and new ones
+        self.seen = [0, 0]
+        self.new = [0, 0]
 
-    def recommend(self, user_id: str, ts: int, items: list[str], baseline: list[str]) -> None:
-        self.recommendations += 1
-        self.pending.setdefault(user_id, []).append((ts, items, baseline))
+    def serve(self, user_id: str, items: list[str]) -> None:
+        """The user was served `items` (an empty list leaves the previous one held)."""
+        self.served += 1
+        if items:
+            self.held[user_id] = items
+
+    def position(self, user_id: str, ts: int, baseline: list[str]) -> None:
+        """A position: the user's next item event judges the list held now."""
+        held = self.held.get(user_id)
+        if held is None:
+            self.without_list += 1
+            held = _NO_ITEMS
+        self.positions += 1
+        self.pending[user_id] = (ts, held, baseline)
 
     def observe(self, user_id: str, ts: int, item_ids: Sequence[str]) -> None:
-        """A user's item event: resolve every recommendation waiting for it."""
+        """A user's item event: judge their waiting position, then remember the items."""
         waiting = self.pending.pop(user_id, None)
-        if not waiting:
-            return
-        for rec_ts, items, baseline in waiting:
-            start = rec_ts - rec_ts % self.bucket_ms
-            tally = self.buckets.get(start)
-            if tally is None:
-                tally = self.buckets[start] = [0.0] * _SLOTS
-            tally[0] += 1
-            slot = 1
-            for ranked in (items, baseline):
-                r = rank_of(ranked, item_ids)
-                for k in CUTOFFS:
-                    if r is not None and r <= k:
-                        tally[slot] += 1
-                        tally[slot + 1] += 1.0 / r
-                    slot += 2
+        touched = self.touched.get(user_id)
+        if waiting is not None:
+            self._judge(waiting, item_ids, touched)
+        if touched is None:
+            touched = self.touched[user_id] = set()
+        touched.update(item_ids)
+
+    def _judge(
+        self,
+        waiting: tuple[int, list[str], list[str]],
+        item_ids: Sequence[str],
+        touched: set[str] | None,
+    ) -> None:
+        rec_ts, items, baseline = waiting
+        start = rec_ts - rec_ts % self.bucket_ms
+        tally = self.buckets.get(start)
+        if tally is None:
+            tally = self.buckets[start] = [0.0] * _SLOTS
+        tally[0] += 1
+        slot = 1
+        model_rank = None
+        for n, ranked in enumerate((items, baseline)):
+            r = rank_of(ranked, item_ids)
+            if n == 0:
+                model_rank = r
+            for k in CUTOFFS:
+                if r is not None and r <= k:
+                    tally[slot] += 1
+                    tally[slot + 1] += 1.0 / r
+                slot += 2
+        kind = self.seen if touched and any(i in touched for i in item_ids) else self.new
+        kind[0] += 1
+        if model_rank is not None and model_rank <= max(CUTOFFS):
+            kind[1] += 1
 
     def forget(self, user_id: str) -> None:
-        """The user expired: their waiting recommendations stay unresolved."""
-        self.forgotten += len(self.pending.pop(user_id, ()))
+        """The user expired: their waiting position stays unresolved."""
+        self.forgotten += self.pending.pop(user_id, None) is not None
+        self.held.pop(user_id, None)
+        self.touched.pop(user_id, None)
 
     @staticmethod
     def _rates(tally: Sequence[float], offset: int) -> dict[str, float | None]:
@@ -101,12 +149,22 @@ class NextItemEval:
         for tally in self.buckets.values():
             total = [a + b for a, b in zip(total, tally, strict=True)]
         base = 1 + 2 * len(CUTOFFS)
+        k = max(CUTOFFS)
+        hits = self.seen[1] + self.new[1]
         return {
-            "recommendations": self.recommendations,
+            "recommendations": self.served,
+            "positions": self.positions,
+            "positions_without_list": self.without_list,
             "evaluated": int(total[0]),
-            "unresolved": self.forgotten + sum(len(v) for v in self.pending.values()),
+            "unresolved": self.forgotten + len(self.pending),
             "model": self._rates(total, 1),
             "baseline": self._rates(total, base),
+            "targets": {
+                "seen": {"positions": self.seen[0], f"hits@{k}": self.seen[1]},
+                "new": {"positions": self.new[0], f"hits@{k}": self.new[1]},
+                f"share_of_hits@{k}_on_new": round(self.new[1] / hits, 6) if hits else None,
+                f"hit@{k}_new": round(self.new[1] / self.new[0], 6) if self.new[0] else None,
+            },
             "by_time": [
                 {
                     "start_ms": start,

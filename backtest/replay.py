@@ -12,10 +12,13 @@ hyperparameters are EngineConfig's defaults with the `ECOM_DOMAIN_*` overrides o
 worker (`ReplayOptions.domain`, read from the environment by the CLI), then
 `partitions`, `top_k` and `knowledge_delay_ms` from the options.
 
-Next-item evaluation judges the recommendations the engine emitted, or with
-`every_position` the list the engine would serve right after every item event (no
-rate limit), so that every next-item position counts; `evaluate_from` leaves out
-positions before a time (a training period).
+Next-item evaluation (`backtest.nextitem`): every item event from `evaluate_from` on is
+a position, judged by the user's next item event against the list the user holds
+then; with `every_position` (the default) that is the list the engine serves right
+after the event (`recommend_now`, no rate limit, timed for `performance.recommend_us`
+and `recommend_cpu_us`),
+otherwise the latest recommendation the engine emitted. A position without a list is
+a miss. The baseline is the popularity (trending) list at the position.
 
 The engine runs with top_k = max(top_k, 20) so next-item quality can be read @20;
 recommendations are cut back to `top_k` before they are written. A top-k list is a
@@ -41,13 +44,23 @@ from typing import IO, Any
 import msgspec
 import orjson
 
-from backtest.bidsim import BidBook, BidSimParams, Impression, Order, simulate
+from backtest.bidsim import (
+    DAY_MS,
+    BidBook,
+    BidSimParams,
+    Impression,
+    Order,
+    budgets_from_prices,
+    constant_bids,
+    lognormal_price,
+    simulate,
+)
 from backtest.jsonl import iter_lines
 from backtest.nextitem import CUTOFFS, NextItemEval
 from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
 from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
-from online_models.events import AdImpression, ClickEvent, OrderEvent
+from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import BidAdjustment, Output, Recommendation, encode_lines
 from online_models.runner import Runner
 
@@ -68,7 +81,12 @@ class ReplayOptions:
     knowledge_delay_ms: int | None = None  # None: the engine config's (default 0)
     shared: bool = True  # False: one knowledge per partition (as before it was shared)
     evaluate_from: int | None = None  # next-item positions before this ts are not judged
-    every_position: bool = False  # judge a list at every item event, not only emitted ones
+    # True: at every position the user is served the engine's list right then (no rate
+    # limit; the field's protocol). False: the user holds only emitted recommendations.
+    every_position: bool = True
+    # True click / conversion probability per impression id (backtest/truth.py): the
+    # bidding simulation then adds the oracle and expected clicks.
+    truth: dict[str, tuple[float, float]] | None = None
 
 
 def engine_config(opts: ReplayOptions) -> EngineConfig:
@@ -166,6 +184,50 @@ def _rare_gc() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
+class BidPlan:
+    """What the replay's bidder knows before the first event (a first pass over the
+    inputs): each campaign's daily budget (its `campaigns` event, else
+    `budget_fraction` x its market price per day, then handed to the engine as a
+    campaign), and the constant bid of each campaign-day that spends at most that
+    budget, in hindsight, which is both the baseline and the adjusted policy's base."""
+
+    def __init__(self, paths: Sequence[str | Path], p: BidSimParams) -> None:
+        self.params = p
+        campaigns: dict[str, Campaign] = {}
+        prices: dict[tuple[str, int], list[float]] = {}
+        for _, _, _, topic, ev in merged(paths, Counter(), Counter()):
+            if topic == CAMPAIGNS:
+                campaigns.setdefault(ev.campaign_id, ev)
+            elif isinstance(ev, AdImpression):
+                key = (ev.campaign_id, ev.ts // DAY_MS)
+                prices.setdefault(key, []).append(self.price(ev))
+        derived = budgets_from_prices({k: sum(v) for k, v in prices.items()}, p.budget_fraction)
+        self.from_events = sorted(c for c in derived if c in campaigns)
+        self.handed = {c: b for c, b in derived.items() if c not in campaigns}
+        self.budgets = {**derived, **{c: campaigns[c].daily_budget for c in campaigns}}
+        self.constant = constant_bids(prices, self.budgets)
+        self.spent: dict[tuple[str, int], float] = {}
+
+    def price(self, ev: AdImpression) -> float:
+        return ev.cost if ev.cost > 0 else lognormal_price(ev.impression_id, self.params)
+
+    def source(self) -> str:
+        if self.handed and self.from_events:
+            return "campaign_events+budget_fraction"
+        return "budget_fraction" if self.handed else "campaign_events"
+
+    def bid(self, ev: AdImpression, multiplier: float) -> tuple[bool, float]:
+        """(won, price) of the adjusted policy's bid = constant bid x multiplier."""
+        key = (ev.campaign_id, ev.ts // DAY_MS)
+        price = self.price(ev)
+        spent = self.spent.get(key, 0.0)
+        bid = self.constant.get(key, 0.0) * multiplier
+        won = bid >= price and spent + price <= self.budgets.get(ev.campaign_id, 0.0) + 1e-12
+        if won:
+            self.spent[key] = spent + price
+        return won, price
+
+
 def replay(
     paths: Sequence[str | Path], out_dir: str | Path, options: ReplayOptions | None = None
 ) -> dict[str, Any]:
@@ -186,6 +248,11 @@ def _replay(
     runner = Runner(cfg, shared=opts.shared)
     engines = runner.engines
     knowledges = runner.knowledges
+    # Wall time of each timed recommendation, and the thread's CPU time (what the call
+    # cost without the waits a shared machine adds).
+    rec_ns: list[int] = []
+    rec_cpu_ns: list[int] = []
+    perf_ns, cpu_ns = time.perf_counter_ns, time.thread_time_ns
     judge_from = opts.evaluate_from if opts.evaluate_from is not None else -(2**63)
     invalid: Counter[str] = Counter()
     disorder: Counter[str] = Counter()
@@ -197,6 +264,10 @@ def _replay(
     imps: list[Impression] = []
     clicks: list[tuple[str, str, int]] = []
     orders: list[Order] = []
+    plan = BidPlan(paths, opts.bidsim)
+    for cid, budget in plan.handed.items():  # one budget: the engine paces the sim's
+        runner.set_campaign(Campaign(campaign_id=cid, daily_budget=budget))
+    won_log: list[bool] = []
     progress = Progress(sys.stderr, opts.progress)
     first_ts = last_ts = None
     labels = 0
@@ -233,38 +304,51 @@ def _replay(
                     position = True
                     orders.append(Order(ts, user, float(ev.total or 0.0)))
             elif isinstance(ev, AdImpression):
-                mult = book.multiplier(user, ev.campaign_id, ts)
+                # The impression is a bid request: the engine quotes its multiplier, the
+                # bidder wins or loses the auction, and the engine counts as spend only
+                # what was won (a lost auction costs nothing), so its pacer paces the
+                # policy's spend, not the log's.
+                engine = engines[runner.partition(user)]
+                state = runner.states[runner.partition(user)].get(user)
+                mult = engine.quote(state, ev)
+                won, price = plan.bid(ev, mult)
+                won_log.append(won)
+                stream = book.multiplier(user, ev.campaign_id, ts)
                 imps.append(
-                    Impression(ts, ev.impression_id, user, ev.campaign_id, ev.bid, ev.cost, mult)
+                    Impression(
+                        ts, ev.impression_id, user, ev.campaign_id, ev.bid, ev.cost, mult, stream
+                    )
                 )
+                paid = price if won else 0.0
+                if paid != ev.cost:
+                    ev = msgspec.structs.replace(ev, cost=paid)
             result = runner.feed(topic, ev)
             labels += result.labels
             for gone in result.expired:
                 recs.forget(gone)
-            current = ev.item_id if isinstance(ev, ClickEvent) else None
-            if opts.every_position and position and ts >= judge_from:
+            judged = position and ts >= judge_from
+            if judged and opts.every_position:
                 engine = engines[runner.partition(user)]
+                current = ev.item_id if isinstance(ev, ClickEvent) else None
+                t0, c0 = perf_ns(), cpu_ns()
                 served, _ = engine.recommend_now(result.state, ts, current)
-                trend = engine.knowledge.trending_items(EVAL_K + 1)
-                recs.recommend(
-                    user,
-                    ts,
-                    [i.item_id for i in served],
-                    [i for i in trend if i != current][:EVAL_K],
-                )
+                rec_ns.append(perf_ns() - t0)
+                rec_cpu_ns.append(cpu_ns() - c0)
+                recs.serve(user, [i.item_id for i in served])
             for output in result.outputs:
                 if isinstance(output, Recommendation):
-                    if not opts.every_position and ts >= judge_from:
-                        ids = [i.item_id for i in output.items]
-                        engine = engines[runner.partition(user)]
-                        trend = engine.knowledge.trending_items(EVAL_K + 1)
-                        recs.recommend(user, ts, ids, [i for i in trend if i != current][:EVAL_K])
+                    if not opts.every_position:
+                        recs.serve(user, [i.item_id for i in output.items])
                     if len(output.items) > top_k:
                         output = msgspec.structs.replace(output, items=output.items[:top_k])
                 else:
                     book.record(output)
                 out_topics[OUTPUT_TOPICS[type(output)]] += 1
                 chunk.append(output)
+            if judged:
+                recs.position(
+                    user, ts, engines[runner.partition(user)].knowledge.trending_items(EVAL_K)
+                )
             if len(chunk) >= 4096:
                 sink.write(encode_lines(chunk))
                 chunk.clear()
@@ -288,6 +372,7 @@ def _replay(
             "domain_overrides": dict(sorted(opts.domain.items())),
             "evaluate_from": opts.evaluate_from,
             "every_position": opts.every_position,
+            "lists_judged": "served at every position" if opts.every_position else "emitted",
             "limit": opts.limit,
             "bucket_ms": opts.bucket_ms,
         },
@@ -303,15 +388,48 @@ def _replay(
         "window": {"first_ts": first_ts, "last_ts": last_ts},
         "models": model_section(knowledges, timeline, last_ts or 0),
         "recommendations": recs.summary(),
-        "bidding": simulate(imps, clicks, orders, opts.bidsim),
+        "bidding": simulate(
+            imps,
+            clicks,
+            orders,
+            opts.bidsim,
+            budgets=plan.budgets,
+            truth=opts.truth,
+            closed_loop=won_log,
+            budget_source=plan.source(),
+        ),
         "performance": {
             "seconds": round(seconds, 3),
             "events_per_second": round(events / seconds, 1) if seconds > 0 else 0.0,
             "peak_memory_mb": round(peak_rss_mb(), 1),
+            "recommend_us": cost_summary(rec_ns),
+            "recommend_cpu_us": cost_summary(rec_cpu_ns),
         },
     }
     write_report(out / "report.json", report)
     return report
+
+
+def cost_summary(ns: list[int]) -> dict[str, float | int | None]:
+    """Median and p99 (microseconds) of the timed `recommend_now` calls.
+
+    >>> cost_summary([1_000, 2_000, 3_000, 100_000])
+    {'n': 4, 'median': 2.5, 'p99': 97.09}
+    >>> cost_summary([])
+    {'n': 0, 'median': None, 'p99': None}
+    """
+    if not ns:
+        return {"n": 0, "median": None, "p99": None}
+    xs = sorted(ns)
+    n = len(xs)
+
+    def quantile(q: float) -> float:
+        pos = q * (n - 1)
+        lo = int(pos)
+        hi = min(lo + 1, n - 1)
+        return (xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)) / 1000.0
+
+    return {"n": n, "median": round(quantile(0.5), 2), "p99": round(quantile(0.99), 2)}
 
 
 def _attribution_counters(runner: Runner) -> dict[str, int]:

@@ -59,14 +59,47 @@ class EngineConfig:
     trending_half_life_ms: int = 6 * HOUR_MS
     covis_neighbors: int = 40
     covis_lookback: int = 5
+    # Recommendations (online_models/blend.py; docs/architecture.md "Recommendations").
+    # 1: items already in the session may be recommended again (a "next click" widget,
+    # the replay's protocol); 0: never (a "you may also like" widget); 2: all but the
+    # item in view (a "related items" box on a product page; the pre-issue-10 rule).
+    rec_allow_seen: int = 1
+    # Blend weights, each part scaled to about a probability of the next item.
+    rec_sr_weight: float = 1.0  # sequential rules of the latest item
+    rec_sr_prev_weight: float = 0.2  # ... and of the item before it
+    rec_knn_weight: float = 0.4  # session neighbours
+    rec_repeat_weight: float = 2.0  # revisit rates of the session's own items
+    rec_covis_weight: float = 0.1  # symmetric co-visitation (the pre-issue-10 recommender)
+    rec_covis_lookback: int = 3  # latest session items whose co-visits are read
+    rec_affinity_weight: float = 0.01  # category affinity: fallback for cold sessions
+    rec_trending_weight: float = 0.001  # trending: the last fallback
+    # Memory bounds of the sequence-aware knowledge (each named in docs/architecture.md).
+    sr_max_next: int = 40  # followers kept per item
+    sr_lookback: int = 3  # rules up to this many steps apart
+    sr_prior: float = 1.0  # pseudo-weight added to a row's total: rare items' rules weigh less
+    max_sessions: int = 100_000  # sessions kept in the session index
+    max_session_items: int = 20  # distinct items kept per session (indexed and current)
+    knn_sessions_per_item: int = 20  # most recent sessions kept per item
+    knn_neighbors: int = 20  # neighbours that vote
+    knn_lookback: int = 3  # latest session items used to look neighbours up
+    knn_position_decay: float = 2.0
+    knn_half_life_ms: int = 24 * HOUR_MS
+    knn_match_decay: float = 2.0
+    knn_vote_window: int = 3  # a neighbour votes for its items this close to the shared one
     max_items: int = 200_000
     exclude_purchased_ms: int = 7 * DAY_MS
     bid_threshold: float = 0.1
     campaign_active_ms: int = HOUR_MS
     bid_ttl_s: int = 900
-    pacing_gain: float = 0.8
-    pacing_min: float = 0.0
-    pacing_max: float = 2.0
+    # Pacing: PI controller on ln(required / actual spend rate), see online_models/bidding.py.
+    pacing_gain: float = 0.5
+    pacing_integral: float = 0.3  # per hour of event time
+    pacing_window_ms: int = 2 * HOUR_MS  # time constant of the actual spend rate
+    pacing_min: float = 0.1  # > 0: a campaign with budget left keeps bidding
+    pacing_max: float = 4.0
+    # The revenue model's prediction is used once it has learned this many orders
+    # (click and conversion models: the health gate below).
+    value_min_positives: int = 30
     pacing_threshold: float = 0.05
     snapshot_every_events: int = 2000
     # How late (event time) knowledge updates become visible to the partitions: 0 in

@@ -38,6 +38,8 @@ from online_models.knowledge import (
     BuyerRfm,
     Example,
     ItemSeen,
+    Revisit,
+    SessionClick,
     SharedKnowledge,
     Spend,
     Transition,
@@ -51,7 +53,7 @@ from online_models.outputs import (
     RecommendedItem,
     stable_id,
 )
-from online_models.profile import apply_click, apply_impression, apply_order
+from online_models.profile import Profile, apply_click, apply_impression, apply_order
 from online_models.state import UserState, already_applied, record_applied
 
 REC_TRIGGERS = frozenset({"view", "add_to_cart"})
@@ -62,6 +64,38 @@ ITEM_WEIGHTS = {"view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0}
 ORDER_ITEM_WEIGHT = 5.0
 REC_TIMES_KEPT = 4
 TOP_FEATURES = 3  # feature contributions named in each bid adjustment
+
+
+def current_session(p: Profile, ts: int, cfg: EngineConfig) -> list[str]:
+    """The user's current session at `ts`: their latest distinct items (oldest first,
+    at most `cfg.max_session_items`) back to the first gap longer than
+    `cfg.session_gap_ms`; empty when the latest item is older than that gap.
+
+    >>> from online_models.profile import Profile
+    >>> p = Profile(user_id="u", recent_items=[["a", 0], ["b", 4_000_000], ["c", 4_060_000]])
+    >>> current_session(p, 4_100_000, EngineConfig()), current_session(p, 9_000_000, EngineConfig())
+    (['b', 'c'], [])
+    """
+    items = p.recent_items
+    gap = cfg.session_gap_ms
+    newer = ts
+    start = len(items)
+    floor = max(0, start - cfg.max_session_items)
+    while start > floor:
+        t = int(items[start - 1][1])
+        if newer - t > gap:
+            break
+        newer = t
+        start -= 1
+    return [str(i) for i, _ in items[start:]]
+
+
+def session_key(p: Profile) -> str:
+    """The key of the user's current session in the session index: the input's
+    session id when events carry one, else the user id and session number."""
+    if p.recent_sessions:
+        return str(p.recent_sessions[-1][0])
+    return f"{p.user_id}#{p.sessions}"
 
 
 class Result:
@@ -244,20 +278,24 @@ class PartitionEngine:
     # Per event type -------------------------------------------------------------
     def _click(self, ev: ClickEvent, state: UserState, updates: list[Update]) -> list[Label]:
         p = state.profile
-        if ev.item_id is not None and ev.type in ITEM_WEIGHTS:
-            since = ev.ts - self.cfg.session_gap_ms
-            previous = [
-                str(i) for i, t in p.recent_items[-self.cfg.covis_lookback :] if int(t) >= since
-            ]
-            item = ev.item_id
+        item = ev.item_id
+        sequenced = item is not None and ev.type in ITEM_WEIGHTS
+        if item is not None and sequenced:
+            cfg = self.cfg
+            session = current_session(p, ev.ts, cfg)
             updates.append(ItemSeen(item, ev.category, ev.ts, ITEM_WEIGHTS[ev.type]))
-            n = len(previous)
+            n = len(session)
+            lookback = max(cfg.covis_lookback, cfg.sr_lookback)
+            # Ordered, repeats included (prev == item): sequential rules learn them;
+            # co-visitation skips them.
             updates.extend(
                 Transition(prev, item, ev.ts, n - k)
-                for k, prev in enumerate(previous)
-                if prev != item
+                for k, prev in enumerate(session[-lookback:], max(0, n - lookback))
             )
+            updates.append(Revisit(n - session.index(item) if item in session else 0, ev.ts))
         apply_click(p, ev, self.cfg)
+        if item is not None and sequenced:
+            updates.append(SessionClick(session_key(p), item, ev.ts))
         if ev.type == "ad_click" and ev.impression_id is not None:
             return self.attribution.click(ev.user_id, ev.impression_id, ev.ts)
         return []
@@ -308,14 +346,17 @@ class PartitionEngine:
     ) -> tuple[list[RecommendedItem], str]:
         """The list this user would be served at `ts` (no rate limit, no output)."""
         p = state.profile
+        cfg = self.cfg
         exclude: set[str] = set()
         if p.purchased:
-            since = ts - self.cfg.exclude_purchased_ms
+            since = ts - cfg.exclude_purchased_ms
             exclude.update(str(i) for i, t in p.purchased if int(t) >= since)
-        if current is not None:
+        if current is not None and cfg.rec_allow_seen != 1:
             exclude.add(current)
-        recent = [str(i) for i, _ in p.recent_items[-self.cfg.covis_lookback :]]
-        return self.knowledge.recommend(recent, p.categories, exclude, self.cfg.top_k)
+        session = current_session(p, ts, cfg)
+        return self.knowledge.recommend(
+            session, session_key(p), ts, p.categories, exclude, cfg.top_k
+        )
 
     def _recommend(
         self, state: UserState, ts: int, source_id: str, outputs: list[Output], current: str | None
@@ -342,6 +383,45 @@ class PartitionEngine:
             )
         )
 
+    def _price(
+        self,
+        p: Any,
+        campaign: Campaign,
+        placement: str,
+        context: Mapping[str, Any],
+        ts: int,
+        names: dict[str, str] | None = None,
+    ) -> tuple[float, float, float, float, float, bool, dict[str, float]]:
+        """(p_click, p_conversion, revenue, value, value multiplier, gated, features) of
+        one campaign for one user in one context, from the knowledge as it is now
+        (`names` receives the readable names of the hashed features).
+
+        The value multiplier is neutral (1.0, `gated`) while the click model is not
+        trusted (`SharedKnowledge.trusted`): bids then follow pacing alone instead of
+        an untrained prior. A conversion or revenue model not trusted yet is replaced
+        by its observed mean, so the click model's ranking still counts."""
+        knowledge = self.knowledge
+        x = impression_features(p, campaign, placement, context, ts, self.cfg.hash_bits, names)
+        p_click, p_conv, revenue = knowledge.predict(x)
+        if not knowledge.trusted("click"):
+            return p_click, p_conv, revenue, 0.0, 1.0, True, x
+        conv = p_conv if knowledge.trusted("conversion") else knowledge.base_rate("conversion")
+        rev = revenue if knowledge.trusted("revenue") else knowledge.mean_revenue()
+        value = p_click * conv * rev / campaign.target_roas
+        average = knowledge.value_average(campaign.campaign_id)
+        mult = clip_multiplier(value, value if average is None else average, campaign)
+        return p_click, p_conv, revenue, value, mult, False, x
+
+    def quote(self, state: UserState | None, ev: AdImpression) -> float:
+        """The multiplier this engine would give the bid for `ev` right now (value part
+        x pacing factor), without changing anything: what a bidder asking per request
+        gets. The replay bids with it before it feeds the impression (docs/backtesting.md)."""
+        campaign = self.campaign(ev.campaign_id)
+        pacing = self.knowledge.pacing_factor(ev.campaign_id, ev.ts)
+        profile = state.profile if state is not None else UserState.new(ev.user_id).profile
+        mult = self._price(profile, campaign, ev.placement or "-", ev.context, ev.ts)[4]
+        return round(mult * pacing, 6)
+
     def _bid(
         self,
         state: UserState,
@@ -352,38 +432,23 @@ class PartitionEngine:
     ) -> None:
         p = state.profile
         knowledge = self.knowledge
-        models = knowledge.models
-        gated = models.gated()  # models the health gate keeps out of the value
-        base_click, base_conv = models.base_rates()
+        kept_out = knowledge.models.gated()  # models the health gate keeps out of the value
         for campaign_id, (last_ts, placement, device, region) in sorted(state.campaigns.items()):
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
                 continue
             campaign = self.campaign(campaign_id)
+            # A factor that moved without an impression of the campaign (a new day
+            # after an exhausted one) is announced by the next event that re-prices it.
+            self._announce_pacing(campaign, ts, source_id, outputs)
+            context = {"device": device, "region": region}
             names: dict[str, str] = {}
-            x = impression_features(
-                p,
-                campaign,
-                str(placement),
-                {"device": device, "region": region},
-                ts,
-                self.cfg.hash_bits,
-                names,
+            p_click, p_conv, revenue, value, mult, gated, x = self._price(
+                p, campaign, str(placement), context, ts, names
             )
-            p_click, p_conv, revenue = knowledge.predict(x)
-            used_click = base_click if "click" in gated else p_click
-            used_conv = base_conv if "conversion" in gated else p_conv
-            value = used_click * used_conv * revenue / campaign.target_roas
-            updates.append(BidValue(campaign_id, ts, value))
-            average = knowledge.value_average(campaign_id)
-            pacing = knowledge.pacing_factor(campaign_id)
-            if "click" in gated:  # no trusted value: the budget alone decides
-                multiplier = round(pacing, 6)
-            else:
-                multiplier = round(
-                    clip_multiplier(value, value if average is None else average, campaign)
-                    * pacing,
-                    6,
-                )
+            if not gated:
+                updates.append(BidValue(campaign_id, ts, value))
+            pacing = knowledge.pacing_factor(campaign_id, ts)
+            multiplier = round(mult * pacing, 6)
             previous = state.bids.get(campaign_id)
             if previous is not None and abs(multiplier - previous) <= self.cfg.bid_threshold * max(
                 previous, 0.05
@@ -391,10 +456,7 @@ class PartitionEngine:
                 continue
             state.bids[campaign_id] = multiplier
             cost = knowledge.mean_cost(campaign_id)
-            if "click" in gated:
-                reason = "model_gated"
-            else:
-                reason = "new" if previous is None else "value_moved"
+            reason = "model_gated" if gated else "new" if previous is None else "value_moved"
             outputs.append(
                 BidAdjustment(
                     event_id=stable_id("bid", source_id, campaign_id),
@@ -408,8 +470,8 @@ class PartitionEngine:
                     expected_roas=round(p_click * p_conv * revenue / cost, 6) if cost > 0 else None,
                     pacing_factor=pacing,
                     reason=reason,
-                    top_features=self._explain(x, names, gated),
-                    gated=sorted(gated),
+                    top_features=self._explain(x, names, kept_out),
+                    gated=sorted(kept_out),
                     ttl_s=self.cfg.bid_ttl_s,
                     model_version=knowledge.version(),
                     source_event_id=source_id,
@@ -443,7 +505,7 @@ class PartitionEngine:
         announced it (hysteresis). Every partition announces the same campaign-wide
         factor; `shard` only says which partition sent it."""
         cid = campaign.campaign_id
-        factor = self.knowledge.pacing_factor(cid)
+        factor = self.knowledge.pacing_factor(cid, ts)
         sent = self.pacing_sent.get(cid, 1.0)
         if abs(factor - sent) <= self.cfg.pacing_threshold * max(sent, 0.1):
             return

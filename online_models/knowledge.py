@@ -41,14 +41,15 @@ from typing import Any
 import msgspec
 
 from online_models.bidding import Pacer, ValueAverage
+from online_models.blend import SessionRecommender
 from online_models.config import EngineConfig
 from online_models.events import Campaign
 from online_models.learner import Models
 from online_models.outputs import RecommendedItem
-from online_models.recommend import Recommender
 from online_models.segments import Segmenter
 
 UPDATES_VERSION = 2
+PACER_TICK_MS = 60_000
 
 
 class ItemSeen(msgspec.Struct, array_like=True, frozen=True, tag="item", gc=False):
@@ -62,13 +63,30 @@ class ItemSeen(msgspec.Struct, array_like=True, frozen=True, tag="item", gc=Fals
 
 class Transition(msgspec.Struct, array_like=True, frozen=True, tag="next", gc=False):
     """In one session a user went from `prev` to `item`, `distance` steps later (1 =
-    directly). Ordered, so sequence-aware recommenders can be built on them; today
-    they feed symmetric co-visitation."""
+    directly; `prev == item` for a repeat). Feeds the sequential rules and, for
+    distinct items, symmetric co-visitation."""
 
     prev: str
     item: str
     ts: int
     distance: int
+
+
+class SessionClick(msgspec.Struct, array_like=True, frozen=True, tag="sess", gc=False):
+    """Session `session` (a key: the input's session id, else user id and session
+    number) touched `item`: feeds the session index of session-based kNN."""
+
+    session: str
+    item: str
+    ts: int
+
+
+class Revisit(msgspec.Struct, array_like=True, frozen=True, tag="revisit", gc=False):
+    """A next item was the `distance`-th latest distinct item of its session (1 = the
+    one just viewed), or new to the session (0): the revisit rates."""
+
+    distance: int
+    ts: int
 
 
 class Example(msgspec.Struct, array_like=True, frozen=True, tag="label", gc=False):
@@ -115,7 +133,7 @@ class BuyerRfm(msgspec.Struct, array_like=True, frozen=True, tag="rfm", gc=False
     ts: int
 
 
-Update = ItemSeen | Transition | Example | Spend | BidValue | BuyerRfm
+Update = ItemSeen | Transition | SessionClick | Revisit | Example | Spend | BidValue | BuyerRfm
 
 
 class UpdateBatch(msgspec.Struct, frozen=True):
@@ -146,13 +164,8 @@ class SharedKnowledge:
         self.cfg = cfg
         self.delay_ms = cfg.knowledge_delay_ms
         self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
-        self.recommender = Recommender(
-            cfg.covis_neighbors,
-            cfg.covis_lookback,
-            cfg.covis_half_life_ms,
-            cfg.trending_half_life_ms,
-            cfg.max_items,
-        )
+        self.recs = SessionRecommender(cfg)
+        self.recommender = self.recs.base  # popularity and co-visitation
         self.models = Models(
             cfg.learning_rate,
             cfg.l2,
@@ -168,10 +181,17 @@ class SharedKnowledge:
         )
         self.segmenter = Segmenter(cfg.segments)
         # Campaign-wide: the whole daily budget against the spend of every partition.
-        self.pacer = Pacer(cfg.pacing_gain, cfg.pacing_min, cfg.pacing_max)
+        self.pacer = Pacer(
+            cfg.pacing_gain,
+            cfg.pacing_min,
+            cfg.pacing_max,
+            cfg.pacing_integral,
+            cfg.pacing_window_ms,
+        )
         self.values = ValueAverage()
         self.costs = ValueAverage()
         self.clock = 0  # latest event time seen (by `advance`)
+        self.pacer_tick = 0  # event time pacing was last re-planned without spend
         self.applied = 0  # updates applied so far
         self.seq = 0
         # (visible at, seq, update): a heap, so updates apply in event-time order.
@@ -187,7 +207,9 @@ class SharedKnowledge:
         self.advance(now)
 
     def advance(self, now: int) -> None:
-        """Move the event-time clock to `now` (if later) and apply what is due."""
+        """Move the event-time clock to `now` (if later) and apply what is due; once a
+        minute of event time, re-plan every campaign's pacing (no spend for a minute is
+        news too: a campaign bidding too low to win anything must not wait for a win)."""
         if now > self.clock:
             self.clock = now
         pending = self.pending
@@ -196,20 +218,32 @@ class SharedKnowledge:
             while pending and pending[0][0] <= self.clock:
                 due.append(heapq.heappop(pending)[2])
             self.apply(due)
+        if self.clock - self.pacer_tick >= PACER_TICK_MS:
+            self.pacer_tick = self.clock
+            for cid in sorted(self.pacer.campaigns):
+                self.pacer.spend(self.campaign(cid), 0.0, self.clock)
 
     def apply(self, updates: Iterable[Update]) -> None:
         """Learn from updates now, in the order given."""
         rec, models = self.recommender, self.models
+        rules, index, revisits = self.recs.rules, self.recs.index, self.recs.revisits
         for u in updates:
             self.applied += 1
             if isinstance(u, Transition):
-                rec.observe_pair((u.prev,), u.item, u.ts)
+                rules.observe(u.prev, u.item, u.distance)
+                if u.prev != u.item:
+                    rec.observe_pair((u.prev,), u.item, u.ts)
+            elif isinstance(u, SessionClick):
+                index.observe(u.session, u.item, u.ts)
+            elif isinstance(u, Revisit):
+                revisits.observe(u.distance)
             elif isinstance(u, ItemSeen):
                 rec.observe_item(u.item, u.category, u.ts, u.weight)
             elif isinstance(u, Example):
                 models.learn_one(u.kind, u.x, u.y, u.revenue, u.p, u.base)
             elif isinstance(u, Spend):
-                self.costs.update(u.campaign_id, u.cost)
+                if u.cost > 0:  # an impression not won (replay) costs nothing, says no price
+                    self.costs.update(u.campaign_id, u.cost)
                 self.pacer.spend(self.campaign(u.campaign_id), u.cost, u.ts)
             elif isinstance(u, BidValue):
                 self.values.update(u.campaign_id, u.value)
@@ -222,9 +256,16 @@ class SharedKnowledge:
         return known if known is not None else Campaign(campaign_id=campaign_id)
 
     def recommend(
-        self, recent: list[str], affinity: Mapping[str, float], exclude: set[str], k: int
+        self,
+        session: list[str],
+        key: str,
+        ts: int,
+        affinity: Mapping[str, float],
+        exclude: set[str],
+        k: int,
     ) -> tuple[list[RecommendedItem], str]:
-        return self.recommender.recommend(recent, affinity, exclude, k)
+        """Top-k for a session (distinct items, oldest first) at `ts`: `blend`."""
+        return self.recs.recommend(session, key, ts, affinity, exclude, k)
 
     def trending_items(self, k: int) -> list[str]:
         return self.recommender.trending_items(k)
@@ -236,8 +277,33 @@ class SharedKnowledge:
     def segment(self, rfm: dict[str, float]) -> str:
         return self.segmenter.label(rfm)
 
-    def pacing_factor(self, campaign_id: str) -> float:
-        return self.pacer.factor(campaign_id)
+    def pacing_factor(self, campaign_id: str, ts: int | None = None) -> float:
+        return self.pacer.factor(campaign_id, ts)
+
+    def pacing_state(self, campaign_id: str, ts: int) -> dict[str, float]:
+        """Today's spend, budget, even-spend target and factor of a campaign."""
+        return self.pacer.state(self.campaign(campaign_id), ts)
+
+    def trusted(self, kind: str) -> bool:
+        """Whether a model's predictions may move bids. Click and conversion: while the
+        health gate (`Models.gated`, online_models/learner.py) does not keep them out,
+        i.e. over the recent window they beat the running base-rate constant and are
+        calibrated (Open Bandit's click model never is). Revenue: once it has learned
+        `value_min_positives` orders."""
+        if kind == "revenue":
+            return self.models.revenue.n_learned >= self.cfg.value_min_positives
+        return kind not in self.models.gated()
+
+    def base_rate(self, kind: str) -> float:
+        """The running base rate of the click or conversion labels (a gated model's
+        neutral prediction; its prior before any label)."""
+        click, conversion = self.models.base_rates()
+        return click if kind == "click" else conversion
+
+    def mean_revenue(self) -> float:
+        """Mean order value learned so far (the revenue model's prior before any)."""
+        r = self.models.revenue_score
+        return r.y_sum / r.n if r.n else self.models.revenue.prior
 
     def value_average(self, campaign_id: str) -> float | None:
         return self.values.means.get(campaign_id)
@@ -255,12 +321,13 @@ class SharedKnowledge:
     def to_state(self) -> dict[str, Any]:
         return {
             "clock": self.clock,
+            "pacer_tick": self.pacer_tick,
             "applied": self.applied,
             "seq": self.seq,
             "pending": [[t, s, msgspec.to_builtins(u)] for t, s, u in sorted(self.pending)],
             "models": self.models.to_state(),
             "segmenter": self.segmenter.to_state(),
-            "recommender": self.recommender.to_state(),
+            "recommender": self.recs.to_state(),
             "pacer": self.pacer.to_state(),
             "values": self.values.means,
             "costs": self.costs.means,
@@ -268,11 +335,12 @@ class SharedKnowledge:
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.clock, self.applied, self.seq = int(s["clock"]), int(s["applied"]), int(s["seq"])
+        self.pacer_tick = int(s.get("pacer_tick", 0))
         self.pending = [(int(t), int(q), msgspec.convert(u, Update)) for t, q, u in s["pending"]]
         heapq.heapify(self.pending)
         self.models.load_state(s["models"])
         self.segmenter = Segmenter.from_state(s["segmenter"])
-        self.recommender.load_state(s["recommender"])
+        self.recs.load_state(s["recommender"])
         self.pacer.load_state(s["pacer"])
         self.values.means = {k: float(v) for k, v in s["values"].items()}
         self.costs.means = {k: float(v) for k, v in s["costs"].items()}

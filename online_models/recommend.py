@@ -1,5 +1,7 @@
-"""Top-K recommendations: session co-visitation blended with category affinity, and
-trending items as the fallback for cold users.
+"""Item popularity (trending, per category) and symmetric co-visitation, and the
+recommender built on them alone: session co-visitation blended with category affinity,
+and trending items as the fallback for cold users. `online_models.blend` adds the
+sequence-aware candidates (`online_models.sessions`) to these parts.
 
 Scores decay with time by *forward decay*: an observation at time t adds
 2**((t - origin) / half_life), so older observations weigh relatively less without
@@ -155,55 +157,81 @@ class Recommender:
     def recommend(
         self, recent: list[str], affinity: Mapping[str, float], exclude: set[str], k: int
     ) -> tuple[list[RecommendedItem], str]:
-        """Top-k items for a user, and the strategy that produced the top item."""
+        """Top-k items for a user, and the strategy that produced the top item:
+        co-visitation of the recent items, then category affinity and trending."""
         scores: dict[str, float] = {}
+        self.add_covisitation(recent, scores, COVIS_WEIGHT)
+        covis_items = set(scores) if scores else _NO_ITEMS
+        has_affinity = self.add_affinity(affinity, scores, AFFINITY_WEIGHT)
+        self.add_trending(scores, TRENDING_WEIGHT)
+        for item in exclude:
+            scores.pop(item, None)
+        ranked = self.top(scores, k)
+        if not ranked:
+            return [], "none"
+        top = ranked[0].item_id
+        strategy = (
+            "covisitation" if top in covis_items else ("affinity" if has_affinity else "trending")
+        )
+        return ranked, strategy
+
+    def top(self, scores: dict[str, float], k: int) -> list[RecommendedItem]:
+        """The k best of `scores`, as output items (and counted for coverage)."""
+        # Sorting the bare scores (C, no key function) gives the k-th best; only the
+        # items at or above it are then sorted, stably, so ties keep insertion order
+        # (itself a function of the event sequence) exactly as a full sort would.
+        if len(scores) > 2 * k:
+            cut = sorted(scores.values(), reverse=True)[k - 1]
+            ranked = sorted(
+                [kv for kv in scores.items() if kv[1] >= cut], key=_score, reverse=True
+            )[:k]
+        else:
+            ranked = sorted(scores.items(), key=_score, reverse=True)[:k]
+        self.recommended.update([i for i, _ in ranked])
+        return [RecommendedItem(i, round6(s)) for i, s in ranked]
+
+    def add_covisitation(self, recent: list[str], scores: dict[str, float], weight: float) -> None:
+        """Symmetric decayed co-visits of the latest `lookback` items, each row scaled
+        to its peak and the item r steps back by 1/r."""
         get = scores.get
         for rank, item in enumerate(reversed(recent[-self.lookback :]), 1):
             row = self.covis.get(item)
             peak = max(row.values()) if row else 0.0
             if row and peak > 0.0:  # a row of observations that decayed to nothing adds nothing
-                scale = COVIS_WEIGHT / peak / rank
+                scale = weight / peak / rank
                 for other, v in row.items():
                     scores[other] = get(other, 0.0) + v * scale
-        covis_items = set(scores) if scores else _NO_ITEMS
+
+    def add_affinity(
+        self, affinity: Mapping[str, float], scores: dict[str, float], weight: float
+    ) -> bool:
+        """The popular items of the user's top 3 categories, by share of affinity, each
+        list scaled to its peak; True when the user has any affinity."""
         total_aff = sum(affinity.values())
-        if total_aff > 0:
-            tops = (
-                affinity.items()
-                if len(affinity) == 1
-                else sorted(affinity.items(), key=_by_score)[:3]
-            )
-            for category, aff in tops:
-                top = self.category_top.get(category)
-                if not top or top.entries[0][0] >= 0.0:  # empty, or only zero scores
-                    continue
-                # Entries hold -score; each list is normalised by its own peak.
-                scale = AFFINITY_WEIGHT * aff / total_aff / top.entries[0][0]
-                if scores:
-                    for neg, item in top.entries[:TOP_AFFINITY]:
-                        scores[item] = get(item, 0.0) + scale * neg
-                else:  # the common cold-start case: one category, nothing co-visited
-                    scores = {item: scale * neg for neg, item in top.entries[:TOP_AFFINITY]}
-                    get = scores.get
+        if total_aff <= 0:
+            return False
+        tops = (
+            affinity.items() if len(affinity) == 1 else sorted(affinity.items(), key=_by_score)[:3]
+        )
+        get = scores.get
+        for category, aff in tops:
+            top = self.category_top.get(category)
+            if not top or top.entries[0][0] >= 0.0:  # empty, or only zero scores
+                continue
+            # Entries hold -score; each list is normalised by its own peak.
+            scale = weight * aff / total_aff / top.entries[0][0]
+            for neg, item in top.entries[:TOP_AFFINITY]:
+                scores[item] = get(item, 0.0) + scale * neg
+        return True
+
+    def add_trending(self, scores: dict[str, float], weight: float) -> None:
+        """The trending items, scaled to the most popular one."""
         trending = self.trending.entries
         if trending and trending[0][0] < 0.0:
-            scale = TRENDING_WEIGHT / trending[0][0]
+            scale = weight / trending[0][0]
+            get = scores.get
             for neg, item in trending[:TOP_TRENDING]:
                 scores[item] = get(item, 0.0) + scale * neg
-        for item in exclude:
-            scores.pop(item, None)
-        # A stable C sort beats heapq.nlargest on a hundred candidates; ties keep
-        # insertion order, which is itself a function of the event sequence.
-        ranked = sorted(scores.items(), key=_score, reverse=True)[:k]
-        if not ranked:
-            return [], "none"
-        strategy = (
-            "covisitation"
-            if ranked[0][0] in covis_items
-            else ("affinity" if total_aff > 0 else "trending")
-        )
-        self.recommended.update([i for i, _ in ranked])
-        return [RecommendedItem(i, round6(s)) for i, s in ranked], strategy
 
     def trending_items(self, k: int) -> list[str]:
         """The k most popular items now (the popularity baseline of backtests)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 import signal
@@ -26,11 +27,75 @@ from streams.topics import create_topics
 RUN_DIR = Path(".run")
 
 
+DAY_MS = 86_400_000
+# The synthetic stream's campaigns would spend about 4,080 / 2,740 / 2,010 a day of
+# event time if every impression were served (measured over its 6-hour segments);
+# their published budgets (600-1,000) were 2-7x smaller, so the budget was gone
+# within minutes and every bid read x0.00. The demo budgets are 60 % of that
+# natural spend: pacing has to hold bids back, and can (the demo serves only the
+# impressions its bids win, below).
+DEMO_BUDGETS = {"c1": 2450.0, "c2": 1640.0, "c3": 1200.0}
+
+
+class DemoBidder:
+    """The demo's ad server: it serves an impression only when the impression's bid x
+    the engine's multiplier (the user's latest value part x the campaign's latest
+    pacing factor, from the bid-adjustment stream) reaches its clearing price, so
+    the worker's pacing really controls spend, as a bidder would let it. Keeps
+    today's spend per campaign (event time) for the summary."""
+
+    MAX_USERS = 200_000
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], float] = {}
+        self.pacing: dict[str, float] = {}
+        self.day = -1
+        self.spend: dict[str, float] = {}
+        self.served = self.offered = 0
+        self.clock = 0
+
+    def record(self, adj: dict[str, Any]) -> None:
+        factor = float(adj.get("pacing_factor") or 0.0)
+        # Every record carries the campaign's factor as of its time, a user's too: a
+        # new day's factor arrives with the first re-priced user, not only with the
+        # next announcement (which needs an impression, which needs a factor > 0).
+        self.pacing[adj["campaign_id"]] = factor
+        if adj.get("user_id") is None:
+            return
+        if len(self.values) >= self.MAX_USERS:
+            self.values.clear()
+        value = float(adj["multiplier"]) / factor if factor > 0 else 1.0
+        self.values[(adj["user_id"], adj["campaign_id"])] = value
+
+    def serve(self, imp: dict[str, Any]) -> bool:
+        c = imp["campaign_id"]
+        mult = self.values.get((imp["user_id"], c), 1.0) * self.pacing.get(c, 1.0)
+        ts = int(imp["ts"])
+        self.clock = max(self.clock, ts)
+        if ts // DAY_MS > self.day:
+            self.day, self.spend = ts // DAY_MS, {}
+        self.offered += 1
+        cost = float(imp.get("cost", 0.0))
+        if float(imp.get("bid", 0.0)) * mult < cost:
+            return False
+        if self.spend.get(c, 0.0) + cost > DEMO_BUDGETS.get(c, math.inf):
+            return False  # an ad server caps spend itself; pacing is what keeps it smooth
+        self.served += 1
+        self.spend[c] = self.spend.get(c, 0.0) + float(imp.get("cost", 0.0))
+        return True
+
+
 async def produce_demo(
-    s: Settings, client_kwargs: dict[str, Any], rate: float, limit: int | None = None, seed: int = 7
+    s: Settings,
+    client_kwargs: dict[str, Any],
+    rate: float,
+    limit: int | None = None,
+    seed: int = 7,
+    bidder: DemoBidder | None = None,
 ) -> int:
     """Send campaigns, then a synthetic stream at `rate` events/s (with a few malformed
-    records, so the dead-letter path shows), keyed by user id."""
+    records, so the dead-letter path shows), keyed by user id. With a `bidder`, only
+    the impressions it wins are sent (and the ad clicks on them)."""
     from backtest.synthetic import campaigns, malformed_inputs
 
     topic_of = {
@@ -43,14 +108,27 @@ async def produce_demo(
     sent = 0
     try:
         for c in campaigns(3):
+            c["daily_budget"] = DEMO_BUDGETS.get(c["campaign_id"], c["daily_budget"])
             await producer.send(
                 s.topic_campaigns, key=c["campaign_id"].encode(), value=orjson.dumps(c)
             )
         bad = malformed_inputs()
         start = time.monotonic()
-        for topic, event in _endless(seed, int(time.time() * 1000)):
+        unserved: set[str] = set()
+        # Event time runs ~200x wall time (click windows close within seconds); it
+        # starts at today's UTC midnight so the first budget day is a whole day.
+        midnight = int(time.time() * 1000) // DAY_MS * DAY_MS
+        for topic, event in _endless(seed, midnight):
             if limit is not None and sent >= limit:
                 break
+            if bidder is not None:
+                if topic == "ad-impressions" and not bidder.serve(event):
+                    if len(unserved) > 500_000:
+                        unserved.clear()
+                    unserved.add(event["impression_id"])
+                    continue
+                if event.get("impression_id") in unserved:  # a click on an ad not shown
+                    continue
             await producer.send(
                 topic_of[topic],
                 key=str(event["user_id"]).encode(),
@@ -92,10 +170,17 @@ def _endless(seed: int, start_ms: int) -> Any:
 class Summary:
     """Counts output topics from their end and scrapes the worker's /metrics."""
 
-    def __init__(self, s: Settings, client_kwargs: dict[str, Any], metrics_url: str) -> None:
+    def __init__(
+        self,
+        s: Settings,
+        client_kwargs: dict[str, Any],
+        metrics_url: str,
+        bidder: DemoBidder | None = None,
+    ) -> None:
         self.s = s
         self.kwargs = client_kwargs
         self.url = metrics_url
+        self.bidder = bidder
         self.counts = {"recommendations": 0, "bid-adjustments": 0, "dead-letter": 0}
         self.samples: dict[str, Any] = {}
 
@@ -123,6 +208,9 @@ class Summary:
                         name = names[tp.topic]
                         self.counts[name] += len(msgs)
                         self.samples[name] = msgs[-1].value
+                        if name == "bid-adjustments" and self.bidder is not None:
+                            for msg in msgs:
+                                self.bidder.record(orjson.loads(msg.value))
                 last = self.print(last)
         finally:
             await consumer.stop()
@@ -144,6 +232,8 @@ class Summary:
         for name in ("recommendations", "bid-adjustments"):
             if name in self.samples:
                 print(f"    {name[:-1]}: {_brief(self.samples[name])}", flush=True)
+        if self.bidder is not None:
+            print(f"    pacing: {_pacing_line(self.bidder, scraped)}", flush=True)
         return now, events_in, out
 
 
@@ -155,11 +245,34 @@ def _scrape(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "in": sum(float(v) for v in re.findall(r"^ecom_events_in_total\{[^}]*\} (\S+)", text, re.M))
     }
+    lags = re.findall(r"^ecom_consumer_lag\{[^}]*\} (\S+)", text, re.M)
+    if lags:
+        out["lag"] = sum(float(v) for v in lags)
+    out["pacing"] = {
+        c: float(v)
+        for c, v in re.findall(r'^ecom_pacing_factor\{campaign="([^"]+)"\} (\S+)', text, re.M)
+    }
     for key, metric in (("auc", "ecom_model_auc"), ("logloss", "ecom_model_logloss")):
         m = re.search(rf'^{metric}\{{model="click"\}} (\S+)', text, re.M)
         if m:
             out[key] = f"{float(m.group(1)):.3f}"
     return out
+
+
+def _pacing_line(bidder: DemoBidder, scraped: dict[str, Any]) -> str:
+    """Per campaign: today's spend / budget (and the even-spend target by now), the
+    pacing factor the worker reports; then the share of impressions won."""
+    share = (bidder.clock % DAY_MS) / DAY_MS
+    hhmm = time.strftime("%H:%M", time.gmtime(bidder.clock / 1000))
+    parts = []
+    for c, budget in sorted(DEMO_BUDGETS.items()):
+        spend = bidder.spend.get(c, 0.0)
+        factor = scraped.get("pacing", {}).get(c, bidder.pacing.get(c, 1.0))
+        parts.append(f"{c} {spend:.0f}/{budget:.0f} (even {budget * share:.0f}) x{factor:.2f}")
+    won = bidder.served / bidder.offered if bidder.offered else 0.0
+    lag = scraped.get("lag")
+    behind = f"  worker lag {lag:.0f} records" if lag is not None else ""
+    return f"day {hhmm} UTC  " + "  ".join(parts) + f"  won {won:.0%}{behind}"
 
 
 def _brief(raw: bytes) -> str:
@@ -173,8 +286,13 @@ def _brief(raw: bytes) -> str:
     )
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (e.g. `timeout`) stops what we started, like Ctrl-C
+
+
 def run_demo(rate: float) -> int:
     RUN_DIR.mkdir(exist_ok=True)
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     broker = None
     if "KAFKA_BOOTSTRAP_SERVERS" not in env:
@@ -222,8 +340,12 @@ def run_demo(rate: float) -> int:
 
 
 async def _demo_loop(s: Settings, kwargs: dict[str, Any], rate: float, url: str) -> None:
-    summary = Summary(s, kwargs, url)
-    tasks = [asyncio.create_task(produce_demo(s, kwargs, rate)), asyncio.create_task(summary.run())]
+    bidder = DemoBidder()
+    summary = Summary(s, kwargs, url, bidder)
+    tasks = [
+        asyncio.create_task(produce_demo(s, kwargs, rate, bidder=bidder)),
+        asyncio.create_task(summary.run()),
+    ]
     try:
         await asyncio.gather(*tasks)
     finally:

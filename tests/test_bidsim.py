@@ -35,14 +35,14 @@ def imp(
 
 def test_win_when_bid_reaches_market_price_and_pay_the_price() -> None:
     imps = [imp(0, "i1", 0.5), imp(1, "i2", 0.5), imp(2, "i3", 0.5)]
-    r = run_policy(imps, [1.0, 0.4, 0.5], [0.5, 0.5, 0.5], {"c": 10.0}, {}, [], (0, 2))
+    r = run_policy(imps, [1.0, 0.4, 0.5], [0.5, 0.5, 0.5], {"c": 10.0}, {}, [])
     assert (r.won, r.spend) == (2, 1.0)  # 0.4 < 0.5 loses; a tie (0.5 >= 0.5) wins
 
 
 def test_budget_exhaustion_skips_what_no_longer_fits() -> None:
     imps = [imp(t, f"i{t}", 0.0) for t in range(4)]
     prices = [0.4, 0.4, 0.4, 0.2]
-    r = run_policy(imps, [1.0] * 4, prices, {"c": 1.0}, {}, [], (0, 3))
+    r = run_policy(imps, [1.0] * 4, prices, {"c": 1.0}, {}, [])
     # 0.4 + 0.4 = 0.8; the third (1.2) exceeds 1.0; the cheap fourth still fits (1.0).
     assert (r.won, r.spend) == (3, 1.0)
 
@@ -55,6 +55,8 @@ def test_constant_bid_spends_at_most_the_budget() -> None:
 
 
 def test_equal_budget_baseline_scaling() -> None:
+    """Budget = fraction x the day's market price; the constant bid spends at most it;
+    the adjusted policy (constant bid x multiplier, here neutral) is the same policy."""
     imps = [imp(0, "a", 0.1), imp(1, "b", 0.3), imp(2, "c", 0.2), imp(3, "d", 0.4)]
     out = simulate(imps, [], [], BidSimParams(budget_fraction=0.5))
     budget = 0.5 * (0.1 + 0.3 + 0.2 + 0.4)
@@ -63,10 +65,45 @@ def test_equal_budget_baseline_scaling() -> None:
         == out["baseline"]["campaigns"]["c"]["budget"]
         == pytest.approx(budget)
     )
-    assert out["constant_bids"] == {"c": 0.2}  # 0.1 + 0.2 = 0.3 <= 0.5 < 0.6
+    assert out["constant_bids"] == {"c@0": 0.2}  # 0.1 + 0.2 = 0.3 <= 0.5 < 0.6
     assert out["baseline"]["won"] == 2 and out["baseline"]["spend"] == pytest.approx(0.3)
-    # Adjusted policy: recorded bid 1.0 x multiplier 1.0 wins until the budget is spent.
-    assert out["policy"]["won"] == 2 and out["policy"]["spend"] == pytest.approx(0.4)
+    assert out["policy"]["won"] == 2 and out["policy"]["spend"] == pytest.approx(0.3)
+    assert out["market_price"]["name"] == "recorded_cost"
+    assert out["equal_spend"]["within"]
+
+
+def test_budgets_are_daily_and_given_budgets_win_over_the_fraction() -> None:
+    """Each UTC day has its own budget; budgets handed in (the engine's) are used."""
+    day = 86_400_000
+    imps = [imp(0, "a", 1.0), imp(1, "b", 2.0), imp(day, "c", 1.0), imp(day + 1, "d", 2.0)]
+    out = simulate(imps, [], [], budgets={"c": 1.0})
+    assert out["baseline"]["won"] == 2  # one a day
+    assert out["budgets"]["daily"] == {"c": 1.0}
+    assert out["baseline"]["pacing"]["campaign_days"] == 2
+
+
+def test_equal_spend_scale_matches_the_constant_and_oracle_beats_it() -> None:
+    """An adjusted policy bidding 3x too high is scaled down to the constant's spend;
+    with the truth given, the oracle (bids ~ true p) buys more expected clicks at the
+    same spend, and the captured gain is reported."""
+    imps = [
+        imp(t * 1000, f"i{t}", 0.5 + 0.1 * (t % 7), mult=3.0 if t % 2 else 0.3) for t in range(40)
+    ]
+    truth = {f"i{t}": (0.2 if t % 2 else 0.01, 0.1) for t in range(40)}
+    out = simulate(imps, [], [], BidSimParams(budget_fraction=0.25), truth=truth)
+    budget = out["budgets"]["daily"]["c"]
+    base = out["baseline"]
+    # At least the constant's spend (less 1 %), at most the budget: with 40 prices of
+    # 0.5-1.1 the next impression won can overshoot the constant by one price.
+    for who in ("policy", "oracle"):
+        assert 0.99 * base["spend"] <= out[who]["spend"] <= budget + 1e-9
+    assert out["policy"]["equal_spend_scale"]["median"] < 1.0  # scaled down
+    assert out["oracle"]["expected_clicks"] > base["expected_clicks"]
+    assert out["policy"]["expected_clicks"] > base["expected_clicks"]
+    gain = (out["policy"]["expected_clicks"] - base["expected_clicks"]) / (
+        out["oracle"]["expected_clicks"] - base["expected_clicks"]
+    )
+    assert out["gain_captured"]["expected_clicks"] == pytest.approx(gain, abs=1e-4)
 
 
 def test_clicks_join_by_impression_user_and_window() -> None:
@@ -85,7 +122,7 @@ def test_conversions_last_touch_within_24h_each_click_once() -> None:
         Order(4000, "u1", 99.0),
         Order(20 + 25 * H, "u2", 70.0),
     ]
-    r = run_policy(imps, [1.0] * 3, [0.1] * 3, {"c": 5.0}, clicks, orders, (0, 500))
+    r = run_policy(imps, [1.0] * 3, [0.1] * 3, {"c": 5.0}, clicks, orders)
     # u1: 2000 -> click@1000 (latest), 3000 -> click@10, 4000 -> no click left;
     # u2: the order comes 25 h after the click, outside the 24 h window.
     assert (r.clicks, r.conversions, r.revenue) == (3, 2, 80.0)
@@ -94,17 +131,22 @@ def test_conversions_last_touch_within_24h_each_click_once() -> None:
 
 def test_lost_impression_gets_no_click_or_conversion() -> None:
     imps = [imp(0, "i1", 0.5)]
-    r = run_policy(imps, [0.1], [0.5], {"c": 5.0}, {"i1": 10}, [Order(20, "u1", 9.0)], (0, 0))
+    r = run_policy(imps, [0.1], [0.5], {"c": 5.0}, {"i1": 10}, [Order(20, "u1", 9.0)])
     assert (r.won, r.clicks, r.conversions, r.revenue) == (0, 0, 0, 0.0)
     assert r.summary()["roas"] is None
 
 
-def test_pacing_error_is_mean_gap_between_spend_and_time_shares() -> None:
-    imps = [imp(0, "a", 1.0), imp(50, "b", 1.0), imp(100, "c", 1.0)]
-    r = run_policy(imps, [2.0] * 3, [1.0] * 3, {"c": 2.0}, {}, [], (0, 100))
-    # spend shares 0.5, 1.0, 1.0 against elapsed 0.0, 0.5, 1.0.
-    assert r.by_campaign["c"]["pacing_error"] == pytest.approx((0.5 + 0.5 + 0.0) / 3, abs=1e-6)
-    assert r.by_campaign["c"]["curve"] == [[0.0, 0.5], [0.5, 1.0], [1.0, 1.0]]
+def test_pacing_errors_per_campaign_day() -> None:
+    """curve_error: mean |spent share of the budget - elapsed share of the day| over
+    the day's impressions; end_error: |budget - spend| / budget at the day's end."""
+    half = 43_200_000
+    imps = [imp(0, "a", 1.0), imp(half, "b", 1.0), imp(2 * half - 1, "c", 1.0)]
+    r = run_policy(imps, [2.0] * 3, [1.0] * 3, {"c": 2.0}, {}, [])
+    # spend shares 0.5, 1.0, 1.0 against elapsed 0.0, 0.5, ~1.0.
+    day = r.by_campaign["c"]["days"]["0"]
+    assert day["curve_error"] == pytest.approx((0.5 + 0.5 + 0.0) / 3, abs=1e-6)
+    assert day["end_error"] == 0.0 and day["spendable"]
+    assert r.summary()["pacing"]["curve_error_mean"] == pytest.approx(1 / 3, abs=1e-6)
 
 
 def test_lognormal_market_price_is_seeded_and_has_the_configured_median() -> None:

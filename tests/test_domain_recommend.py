@@ -140,8 +140,9 @@ def test_nothing_known_gives_no_recommendation() -> None:
 def test_trending_fallback_for_cold_user() -> None:
     """A brand-new user viewing a never-seen, uncategorised item gets the trending list
     (strategy 'trending'); with a category on that view, strategy 'affinity'. Either
-    way the cold user is not left without recommendations."""
-    shop = Shop()
+    way the cold user is not left without recommendations. ("You may also like"
+    setting, so the exact list leaves out the item being viewed.)"""
+    shop = Shop(rec_allow_seen=0)
     for k in range(5):
         shop.view(f"fan{k}", "hit", T0 + k * 1000)
     shop.view("fan9", "other", T0 + 6000)
@@ -168,9 +169,10 @@ def _catalogue(shop: Shop, ts: int) -> None:
 
 
 def test_item_currently_viewed_is_never_recommended() -> None:
-    """A user looking at x is not recommended x, even though x is the top trending item
-    and co-visited with what they saw before."""
-    shop = Shop()
+    """With rec_allow_seen=0 ("you may also like"), a user looking at x is not
+    recommended x, even though x is the top trending item and co-visited with what
+    they saw before."""
+    shop = Shop(rec_allow_seen=0)
     _catalogue(shop, T0)
     shop.view("u", "y", T0 + 60_000)
     out = shop.view("u", "x", T0 + 120_000)

@@ -18,6 +18,8 @@ from online_models.knowledge import (
     BuyerRfm,
     Example,
     ItemSeen,
+    Revisit,
+    SessionClick,
     SharedKnowledge,
     Spend,
     Transition,
@@ -33,6 +35,8 @@ def every_kind() -> list[Any]:
     return [
         ItemSeen("a", "shoes", T0, 1.0),
         Transition("a", "b", T0 + 1, 1),
+        SessionClick("u1#1", "b", T0 + 1),
+        Revisit(1, T0 + 1),
         Example("click", True, {"bias": 1.0, "h12": 1.0}, "c1", T0 + 2),
         Spend("c1", T0 + 3, 0.5),
         BidValue("c1", T0 + 4, 0.02),
@@ -46,10 +50,10 @@ def test_updates_travel_as_versioned_json_arrays() -> None:
     raw = encode_updates(ups)
     doc = orjson.loads(raw)
     assert doc["v"] == UPDATES_VERSION and [u[0] for u in doc["updates"]] == [
-        "item", "next", "label", "spend", "value", "rfm"
+        "item", "next", "sess", "revisit", "label", "spend", "value", "rfm"
     ]  # fmt: skip
     assert decode_updates(raw) == ups
-    assert len(raw) < 300
+    assert len(raw) < 340
 
 
 def test_updates_become_visible_after_the_delay_in_event_time_order() -> None:
@@ -73,7 +77,7 @@ def test_snapshot_round_trip_keeps_pending_updates() -> None:
     for kn in (k, clone):
         kn.advance(T0 + 120_000)
     assert orjson.dumps(clone.to_state()) == orjson.dumps(k.to_state())
-    assert clone.pending == [] and clone.applied == 12
+    assert clone.pending == [] and clone.applied == 16
 
 
 def test_partitions_learn_from_each_other() -> None:

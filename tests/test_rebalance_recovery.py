@@ -127,7 +127,7 @@ def test_rebalances_during_changelog_recovery_crash_no_worker(broker, fast_worke
 
         def owner(partition: int) -> str | None:
             for name, url in urls.items():
-                if str(partition) in (get_json(f"{url}/models") or {}):
+                if str(partition) in (get_json(f"{url}/models") or {}).get("partitions", {}):
                     return name
             return None
 
