@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from backtest.bidsim import BidSimParams
 from backtest.importers import run_import
+from backtest.market import BidSimParams
 from backtest.replay import ReplayOptions, replay
 from backtest.truth import TruthParams, generate_truth, write_truth
 

@@ -44,18 +44,17 @@ from typing import IO, Any
 import msgspec
 import orjson
 
-from backtest.bidsim import (
-    DAY_MS,
-    BidBook,
+from backtest.bidbook import BidBook
+from backtest.bidsim import DAY_MS, simulate
+from backtest.jsonl import iter_lines
+from backtest.market import (
     BidSimParams,
     Impression,
     Order,
     budgets_from_prices,
     constant_bids,
     lognormal_price,
-    simulate,
 )
-from backtest.jsonl import iter_lines
 from backtest.nextitem import CUTOFFS, NextItemEval
 from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig

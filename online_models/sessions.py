@@ -40,6 +40,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+from online_models.config import EngineConfig
+from online_models.profile import Profile
+
 _by_weight = itemgetter(1)
 
 
@@ -310,3 +313,35 @@ class RevisitStats:
     def load_state(self, s: list[float]) -> None:
         counts = [float(v) for v in s][: self.max_distance + 1]
         self.counts = counts + [0.0] * (self.max_distance + 1 - len(counts))
+
+
+def current_session(p: Profile, ts: int, cfg: EngineConfig) -> list[str]:
+    """The user's current session at `ts`: their latest distinct items (oldest first,
+    at most `cfg.max_session_items`) back to the first gap longer than
+    `cfg.session_gap_ms`; empty when the latest item is older than that gap.
+
+    >>> from online_models.profile import Profile
+    >>> p = Profile(user_id="u", recent_items=[["a", 0], ["b", 4_000_000], ["c", 4_060_000]])
+    >>> current_session(p, 4_100_000, EngineConfig()), current_session(p, 9_000_000, EngineConfig())
+    (['b', 'c'], [])
+    """
+    items = p.recent_items
+    gap = cfg.session_gap_ms
+    newer = ts
+    start = len(items)
+    floor = max(0, start - cfg.max_session_items)
+    while start > floor:
+        t = int(items[start - 1][1])
+        if newer - t > gap:
+            break
+        newer = t
+        start -= 1
+    return [str(i) for i, _ in items[start:]]
+
+
+def session_key(p: Profile) -> str:
+    """The key of the user's current session in the session index: the input's
+    session id when events carry one, else the user id and session number."""
+    if p.recent_sessions:
+        return str(p.recent_sessions[-1][0])
+    return f"{p.user_id}#{p.sessions}"

@@ -26,7 +26,6 @@ from faust.types import TP
 
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
-from online_models.evaluation import BinaryScore
 from online_models.events import Campaign
 from online_models.knowledge import SharedKnowledge
 from online_models.outputs import BidAdjustment, Recommendation
@@ -37,6 +36,7 @@ from streams.end_offsets import fetch_end_offsets, log_end_offsets
 from streams.handler import Outcome, Record, handle_record
 from streams.health import Health
 from streams.metrics import Metrics
+from streams.runtime_reports import Reports
 from streams.settings import Settings
 from streams.snapshots import SnapshotReadError, chunk_snapshot, read_latest
 
@@ -55,7 +55,7 @@ class Hole:
     last_seek: float = -math.inf  # when the partition was last sought back to it
 
 
-class Runtime:
+class Runtime(Reports):
     def __init__(
         self,
         settings: Settings,
@@ -406,67 +406,6 @@ class Runtime:
                 with contextlib.suppress(KeyError):  # a partition moved away has no lag here
                     self.metrics.consumer_lag.remove(topic, str(p))
         self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
-
-    def model_report(self) -> dict[str, Any]:
-        """Per-partition event counts and the worker's shared models, for `/models`."""
-        k = self.knowledge
-        models = k.models
-        return {
-            "partitions": {str(p): {"events": e.events} for p, e in sorted(self.engines.items())},
-            "knowledge": {
-                "model_version": k.version(),
-                "updates_applied": k.applied,
-                "updates_pending": len(k.pending),
-                "clock": k.clock,
-                "click_weights": len(models.click.weights),
-                "learned": {
-                    "click": models.click.n_learned,
-                    "conversion": models.conversion.n_learned,
-                    "revenue": models.revenue.n_learned,
-                },
-                "scores": models.summary(),
-            },
-        }
-
-    def update_gauges(self) -> None:
-        """Model health and sizes of this worker's shared knowledge."""
-        m = self.metrics
-        k = self.knowledge
-        gated = k.models.gated()
-        for name in ("click", "conversion"):
-            score: BinaryScore = getattr(k.models, f"{name}_score")
-            m.model_examples.labels(name).set(score.n)
-            m.model_gated.labels(name).set(1 if name in gated else 0)
-            recent = score.recent_summary()
-            for predictor in ("model", "constant"):
-                key = "logloss" if predictor == "model" else "constant_logloss"
-                value = recent[key]
-                if value is not None:
-                    m.model_recent_logloss.labels(name, predictor).set(value)
-            if score.n:
-                for gauge, value in (
-                    (m.model_logloss, score.logloss),
-                    (m.model_constant_logloss, score.constant_logloss),
-                    (m.model_auc, score.auc),
-                    (m.model_calibration, score.calibration),
-                ):
-                    if not math.isnan(value):
-                        gauge.labels(name).set(value)
-        rev = k.models.revenue_score
-        m.model_examples.labels("revenue").set(rev.n)
-        if rev.n:
-            m.revenue_mae.set(rev.abs_sum / rev.n)
-        size = len(self.users) if self.users is not None else 0
-        m.active_profiles.set(size)
-        m.table_size.labels("users").set(size)
-        m.table_size.labels("campaigns").set(len(self.campaigns))
-        r = k.recommender
-        if r.popularity:
-            m.recommendation_coverage.set(r.coverage())
-        for cid in k.pacer.campaigns:
-            m.campaign_spend.labels(m.campaign_label(cid)).set(
-                k.pacer.spend_ratio(k.campaign(cid), k.clock)
-            )
 
 
 def _iso(ms: int) -> str:

@@ -7,15 +7,13 @@ from statistics import median
 
 import pytest
 
-from backtest.bidsim import (
+from backtest.bidsim import joined_clicks, run_policy, simulate
+from backtest.market import (
     BidSimParams,
     Impression,
     Order,
     constant_bid_for_budget,
-    joined_clicks,
     market_price,
-    run_policy,
-    simulate,
 )
 
 H = 3_600_000
