@@ -123,10 +123,11 @@ class Health:
     def report(self, recovering: bool) -> dict[str, object]:
         """The body of both probes: every reason, and the facts behind them."""
         now = self.now()
+        reasons = self.readiness(recovering)  # liveness reasons included
         return {
             "live": not self.liveness(),
-            "ready": not self.readiness(recovering),
-            "reasons": self.readiness(recovering),
+            "ready": not reasons,
+            "reasons": reasons,
             "agent_running": self.agent_running,
             "recent_crashes": sum(1 for t in self.crashes if now - t <= self.crash_window_s),
             "last_crash": self.last_crash or None,
