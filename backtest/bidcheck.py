@@ -28,13 +28,17 @@ def open_bandit_missing() -> str | None:
 def truth_run(params: TruthParams, work: Path, partitions: int = 4) -> dict[str, Any]:
     """Replay the known-model market `params` (its budgets on the `campaigns` topic)."""
     stream = generate_truth(params)
-    tag = f"truth-{params.budget_fraction:g}-{params.n_users}-{params.days}-{params.seed}"
+    tag = (
+        f"truth-{params.objective}-{params.budget_fraction:g}-{params.n_users}-{params.days}"
+        f"-{params.seed}"
+    )
     events, truth_path = work / f"{tag}.jsonl.gz", work / f"{tag}.json"
     write_truth(stream, events, truth_path)
     truth = {i: (pc, stream.p_conversion[i]) for i, pc in stream.p_click.items()}
     opts = ReplayOptions(partitions=partitions, truth=truth)
     report = replay([events], work / tag, opts)
-    return summarise(f"truth 1/{round(1 / params.budget_fraction)}", report)
+    name = f"truth {params.objective} 1/{round(1 / params.budget_fraction)}"
+    return summarise(name, report)
 
 
 def open_bandit_run(work: Path, budget_fraction: float, partitions: int = 4) -> dict[str, Any]:
@@ -52,7 +56,7 @@ def open_bandit_run(work: Path, budget_fraction: float, partitions: int = 4) -> 
 def summarise(name: str, report: dict[str, Any]) -> dict[str, Any]:
     b = report["bidding"]
     row: dict[str, Any] = {"dataset": name, "click_auc": report["models"]["click"]["auc"]}
-    for who in ("baseline", "policy", "policy_stream", "oracle", "closed_loop"):
+    for who in ("baseline", "policy", "policy_stream", "oracle", "oracle_value", "closed_loop"):
         r = b.get(who)
         if r is None:
             continue
@@ -78,17 +82,17 @@ def summarise(name: str, report: dict[str, Any]) -> dict[str, Any]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'dataset':<18} {'policy':<14} {'spend':>10} {'clicks':>7} {'E[clicks]':>10}"
+        f"{'dataset':<22} {'policy':<14} {'spend':>10} {'clicks':>7} {'E[clicks]':>10}"
         f" {'conv':>5} {'E[conv]':>8} {'end err':>8} {'curve err':>9}"
     ]
     for r in rows:
-        for who in ("baseline", "policy", "policy_stream", "oracle", "closed_loop"):
+        for who in ("baseline", "policy", "policy_stream", "oracle", "oracle_value", "closed_loop"):
             if who not in r:
                 continue
             v = r[who]
             pace = v["pacing"]
             lines.append(
-                f"{r['dataset']:<18} {who:<14} {v['spend']:>10.2f} {v['clicks']:>7}"
+                f"{r['dataset']:<22} {who:<14} {v['spend']:>10.2f} {v['clicks']:>7}"
                 f" {v['expected_clicks']:>10.1f} {v['conversions']:>5}"
                 f" {v['expected_conversions']:>8.1f} {pace['end_error_mean']:>8.4f}"
                 f" {pace['curve_error_mean']:>9.4f}"
@@ -96,7 +100,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         g = r["gain_captured"]
         extra = f"  gain captured {g}" if g else ""
         lines.append(
-            f"{'':<18} click AUC {r['click_auc']:.4f}  equal spend {r['equal_spend']}"
+            f"{'':<22} click AUC {r['click_auc']:.4f}  equal spend {r['equal_spend']}"
             f"  prices {r['market_price']}  budgets {r['budgets']}{extra}"
         )
     return "\n".join(lines)

@@ -28,7 +28,8 @@ events, or handed to the engine by the replay; `budgets_from_prices`). Policies:
 * **oracle** (when the true click probabilities are known, backtest/truth.py): bids in
   proportion to the true click probability, scaled per campaign and day to spend
   what the constant spends; the best any policy can do with clicks as the goal
-  (up to the budget's last, indivisible impression).
+  (up to the budget's last, indivisible impression); **oracle_value** the same with
+  the true p_click x p_conversion, the best with conversions (value) as the goal.
 
 >>> imps = [Impression(0, "i1", "u", "c", 1.0, 0.5, 2.0),
 ...         Impression(10, "i2", "u", "c", 1.0, 0.8, 0.5)]
@@ -140,6 +141,7 @@ def run_policy(
     dev: dict[tuple[str, int], list[float]] = {}
     curve: dict[str, list[list[float]]] = {}
     touches: dict[str, list[int]] = {}
+    counts: dict[tuple[str, int], list[int]] = {}  # won, clicks
     for imp, w, price in zip(imps, won, prices, strict=True):
         c, day = imp.campaign_id, imp.ts // DAY_MS
         key = (c, day)
@@ -147,6 +149,8 @@ def run_policy(
         if w:
             spent[key] = spent.get(key, 0.0) + price
             res.won += 1
+            n = counts.setdefault(key, [0, 0])
+            n[0] += 1
             if truth is not None and imp.impression_id in truth:
                 pc, pv = truth[imp.impression_id]
                 res.expected_clicks += pc
@@ -154,6 +158,7 @@ def run_policy(
             click_ts = clicks.get(imp.impression_id)
             if click_ts is not None:
                 res.clicks += 1
+                n[1] += 1
                 touches.setdefault(imp.user_id, []).append(click_ts)
         budget = budgets.get(c, 0.0)
         elapsed = (imp.ts - day * DAY_MS) / DAY_MS
@@ -179,6 +184,8 @@ def run_policy(
             "days": {
                 str(d): {
                     "spend": round(spent.get((c, d), 0.0), 6),
+                    "won": counts.get((c, d), [0, 0])[0],
+                    "clicks": counts.get((c, d), [0, 0])[1],
                     "end_error": _ratio(abs(budget - spent.get((c, d), 0.0)), budget),
                     "curve_error": round(sum(dev[(c, d)]) / len(dev[(c, d)]), 6),
                     # Less on offer that day than the budget: no policy can spend it.
@@ -390,6 +397,12 @@ def simulate(
         bids, _ = scaled_to_spend(imps, pc, prices, budgets, per_day, day_of, p.spend_tolerance)
         out["oracle"] = run_policy(imps, bids, prices, budgets, joined, orders, p, truth).summary()
         out["oracle"]["bids"] = "proportional to the true click probability"
+        pv = [pc[n] * truth.get(i.impression_id, (0.0, 0.0))[1] for n, i in enumerate(imps)]
+        bids, _ = scaled_to_spend(imps, pv, prices, budgets, per_day, day_of, p.spend_tolerance)
+        out["oracle_value"] = run_policy(
+            imps, bids, prices, budgets, joined, orders, p, truth
+        ).summary()
+        out["oracle_value"]["bids"] = "proportional to the true p_click x p_conversion"
         out["gain_captured"] = gain_captured(out)
     out["equal_spend"] = {
         "tolerance": p.spend_tolerance,
@@ -403,10 +416,19 @@ def simulate(
 
 
 def gain_captured(sim: Mapping[str, Any]) -> dict[str, float | None]:
-    """(adjusted - constant) / (oracle - constant), in expected and in realised clicks."""
+    """(adjusted - constant) / (oracle - constant): in expected and in realised clicks
+    against the click oracle, and in expected conversions against the value oracle
+    (bids in proportion to the true p_click x p_conversion; within a campaign the
+    order value does not depend on the impression, so this is the value's gain)."""
     out: dict[str, float | None] = {}
-    for key in ("expected_clicks", "clicks"):
-        c, a, o = (sim[k][key] for k in ("baseline", "policy", "oracle"))
+    for key, oracle in (
+        ("expected_clicks", "oracle"),
+        ("clicks", "oracle"),
+        ("expected_conversions", "oracle_value"),
+    ):
+        if oracle not in sim:
+            continue
+        c, a, o = (sim[k][key] for k in ("baseline", "policy", oracle))
         out[key] = round((a - c) / (o - c), 4) if o != c else None
     return out
 

@@ -79,6 +79,10 @@ class TruthParams:
     price_median: float = 0.5
     price_sigma: float = 0.5
     budget_fraction: float = 0.5
+    # What the campaigns buy (`Campaign.objective`): the oracle bids on true clicks,
+    # so "clicks" campaigns are the ones it is the best policy for; "value" ones are
+    # measured against the value oracle (true p_click x p_conversion) too.
+    objective: str = "clicks"
     seed: int = 1
 
 
@@ -186,7 +190,8 @@ def generate_truth(params: TruthParams | None = None) -> TruthStream:
     for c in w.campaigns:
         out.budgets[c] = round(p.budget_fraction * spend[c] / p.days, 6)
         setting = {"campaign_id": c, "daily_budget": out.budgets[c], "category": w.category[c],
-                   "target_roas": 4.0, "min_multiplier": 0.0, "max_multiplier": 4.0}  # fmt: skip
+                   "target_roas": 4.0, "min_multiplier": 0.0, "max_multiplier": 4.0,
+                   "objective": p.objective}  # fmt: skip
         out.events.append(("campaigns", setting))
     while heap:
         ts, _, topic, event = heapq.heappop(heap)

@@ -5,12 +5,19 @@ every partition, so it paces the campaign's whole daily budget however its users
 traffic are spread over partitions.
 
 Pacing (per campaign, per UTC day of event time) is a PI controller on the log of
-actual spend rate / required spend rate:
+actual spend rate / required spend rate, both measured in **traffic time**: the
+share of the campaign's daily bid requests (impressions) expected by then, from its
+hour-of-day profile of the days before (`TrafficProfile`; uniform on the first day
+and with uniform traffic, where traffic time is clock time). Spending evenly in
+traffic time spends the budget in step with the campaign's opportunities, so the
+bid a campaign needs stays the same through the day; spending evenly in clock time
+would have to overbid at night and underbid at the daily peak.
 
 * **required rate** = what is left of today's budget spread evenly over what is left
-  of the day (re-planned at every update, so an early shortfall is spread over the
-  rest of the day instead of being chased at once); the last `MIN_REMAINING_MS` of
-  the day count as that long, so the required rate stays finite at midnight;
+  of the day's traffic (re-planned at every update, so an early shortfall is spread
+  over the rest of the day instead of being chased at once); the last
+  `MIN_REMAINING_MS` of the day's traffic count as that long, so the required rate
+  stays finite at midnight;
 * **actual rate** = spend, exponentially weighted over `window_ms` of event time;
   at the start of a day it is taken as on plan (no history is no evidence);
 * **factor** = exp(level + gain x error), error = ln(required / actual) clipped to
@@ -51,6 +58,7 @@ from online_models.events import Campaign
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 MIN_REMAINING_MS = HOUR_MS // 2
+BINS = 24  # hours of the day in a traffic profile
 MAX_ERROR = 2.0  # ln(required / actual) beyond +-2 (7x) says no more than 7x does
 
 
@@ -60,18 +68,76 @@ def clip_multiplier(value: float, average: float, campaign: Campaign) -> float:
     return min(max(raw, campaign.min_multiplier), campaign.max_multiplier)
 
 
-class CampaignPace:
-    """One campaign's pacing state: today's spend, the learned level, the rate filter."""
+class TrafficProfile:
+    """A campaign's bid requests per hour of the day, over the days before today
+    (each earlier day weighted by `decay` once more), with `prior` requests per hour
+    on top so that a young profile is close to uniform.
 
-    __slots__ = ("day", "factor", "last_ts", "level", "rate", "spend")
+    >>> t = TrafficProfile()
+    >>> t.elapsed(6 * HOUR_MS)                # nothing seen: clock time
+    0.25
+    >>> for h in range(24):                   # a day busy in its first half only
+    ...     t.count(0, h * HOUR_MS, 100 if h < 12 else 0)
+    >>> t.count(1, DAY_MS, 1)                 # the next day: yesterday joins the profile
+    >>> round(t.elapsed(DAY_MS + 6 * HOUR_MS), 3), round(t.elapsed(DAY_MS + 12 * HOUR_MS), 3)
+    (0.495, 0.99)
+    """
+
+    __slots__ = ("bins", "day", "decay", "prior", "today")
+
+    def __init__(self, decay: float = 0.7, prior: float = 1.0) -> None:
+        self.decay = decay
+        self.prior = prior
+        self.day = -1
+        self.bins = [0.0] * BINS  # completed days, decayed
+        self.today = [0.0] * BINS
+
+    def count(self, day: int, ts: int, n: float = 1.0) -> None:
+        """Count `n` bid requests at `ts` (of UTC day `day`; later days roll over)."""
+        if day > self.day:
+            if self.day >= 0:
+                keep = self.decay ** (day - self.day - 1)  # empty days in between fade too
+                self.bins = [
+                    (self.decay * b + t) * keep for b, t in zip(self.bins, self.today, strict=True)
+                ]
+            self.today = [0.0] * BINS
+            self.day = day
+        if day == self.day:
+            self.today[(ts % DAY_MS) // HOUR_MS] += n
+
+    def elapsed(self, ts: int) -> float:
+        """Share of the day's expected traffic before `ts` (0 at midnight, 1 at the end)."""
+        into = ts % DAY_MS
+        hour, frac = divmod(into, HOUR_MS)
+        prior = self.prior
+        total = sum(self.bins) + prior * BINS
+        before = sum(self.bins[:hour]) + prior * hour
+        return (before + (self.bins[hour] + prior) * frac / HOUR_MS) / total
+
+    def to_state(self) -> list[Any]:
+        return [self.day, [round(b, 4) for b in self.bins], [round(t, 4) for t in self.today]]
+
+    def load_state(self, s: list[Any]) -> None:
+        self.day = int(s[0])
+        self.bins = [float(b) for b in s[1]]
+        self.today = [float(t) for t in s[2]]
+
+
+class CampaignPace:
+    """One campaign's pacing state: today's spend, the learned level, the rate filter,
+    its traffic profile."""
+
+    __slots__ = ("day", "factor", "last_tau", "last_ts", "level", "rate", "spend", "traffic")
 
     def __init__(self) -> None:
         self.day = -1
         self.spend = 0.0
         self.factor = 1.0
         self.level = 0.0  # integral term, ln of the factor the campaign needs on plan
-        self.rate = -1.0  # spend per ms, exponentially weighted; < 0: not measured today
+        self.rate = -1.0  # spend per unit of traffic time; < 0: not measured today
         self.last_ts = 0
+        self.last_tau = 0.0  # traffic time of last_ts
+        self.traffic = TrafficProfile()
 
 
 class Pacer:
@@ -86,7 +152,12 @@ class Pacer:
     integral
         Integral gain, per hour of event time.
     window_ms
-        Time constant of the actual-rate filter (event time).
+        Time constant of the actual-rate filter (in traffic time).
+    traffic_time
+        Plan in traffic time (True) or in clock time (False: even spend per hour
+        whatever the traffic; kept to measure what traffic time is worth).
+    traffic_decay
+        Weight of each earlier day in a campaign's hour-of-day traffic profile.
     """
 
     def __init__(
@@ -96,13 +167,26 @@ class Pacer:
         high: float,
         integral: float = 0.3,
         window_ms: int = 2 * HOUR_MS,
+        traffic_time: bool = True,
+        traffic_decay: float = 0.7,
     ) -> None:
         self.gain = gain
+        self.traffic_time = traffic_time
+        self.traffic_decay = traffic_decay
         self.low = max(low, 1e-3)
         self.high = max(high, self.low)
         self.integral = integral
         self.window_ms = max(window_ms, 1)
         self.campaigns: dict[str, CampaignPace] = {}
+
+    def _new_pace(self) -> CampaignPace:
+        pace = CampaignPace()
+        pace.traffic.decay = self.traffic_decay
+        return pace
+
+    def _elapsed(self, pace: CampaignPace, ts: int) -> float:
+        """Share of the day gone by `ts`, in traffic time (or clock time)."""
+        return pace.traffic.elapsed(ts) if self.traffic_time else (ts % DAY_MS) / DAY_MS
 
     def _bounded(self, x: float) -> float:
         return round(min(max(math.exp(x), self.low), self.high), 6)
@@ -117,16 +201,21 @@ class Pacer:
             return self._bounded(pace.level)
         return pace.factor
 
-    def spend(self, campaign: Campaign, cost: float, ts: int) -> float:
-        """Count an impression's cost (0 for one not won) and re-plan; the new factor."""
+    def spend(self, campaign: Campaign, cost: float, ts: int, request: bool = True) -> float:
+        """Count an impression's cost (0 for one not won) and re-plan; the new factor.
+        `request=False`: a re-plan as time passes, not a bid request (not traffic)."""
         pace = self.campaigns.get(campaign.campaign_id)
         if pace is None:
-            pace = self.campaigns[campaign.campaign_id] = CampaignPace()
+            pace = self.campaigns[campaign.campaign_id] = self._new_pace()
         day = ts // DAY_MS
         if day < pace.day:
             return pace.factor  # late spend of a past day does not count against today
+        traffic = pace.traffic
+        if request or day > traffic.day:
+            traffic.count(day, ts, 1.0 if request else 0.0)
         if day > pace.day:
-            pace.day, pace.spend, pace.rate, pace.last_ts = day, 0.0, -1.0, day * DAY_MS
+            pace.day, pace.spend, pace.rate = day, 0.0, -1.0
+            pace.last_ts, pace.last_tau = day * DAY_MS, 0.0
         pace.spend += cost
         budget = campaign.daily_budget
         left = budget - pace.spend
@@ -134,10 +223,14 @@ class Pacer:
             pace.factor = 0.0
             pace.last_ts = max(pace.last_ts, ts)
             return 0.0
-        remaining = max(DAY_MS - (ts - day * DAY_MS), MIN_REMAINING_MS)
+        # Times in traffic time (share of the day's expected requests) x a day, so that
+        # with uniform traffic every figure is what it would be in clock time.
+        tau = self._elapsed(pace, ts) if ts >= pace.last_ts else pace.last_tau
+        remaining = max((1.0 - tau) * DAY_MS, MIN_REMAINING_MS)
         required = left / remaining
-        dt = max(ts - pace.last_ts, 0)
-        pace.last_ts = max(pace.last_ts, ts)
+        dt = max((tau - pace.last_tau) * DAY_MS, 0.0)
+        if ts >= pace.last_ts:
+            pace.last_ts, pace.last_tau = ts, tau
         if pace.rate < 0:
             pace.rate = required  # start of the day: assume on plan
         else:
@@ -150,11 +243,12 @@ class Pacer:
         return pace.factor
 
     def spend_ratio(self, campaign: Campaign, ts: int) -> float:
-        """Spend today / the even spend of the budget by `ts` (1.0 is on the even curve)."""
+        """Spend today / the planned spend of the budget by `ts` (even in traffic time;
+        1.0 is on plan)."""
         pace = self.campaigns.get(campaign.campaign_id)
         if pace is None or pace.day != ts // DAY_MS:
             return 0.0
-        share = max((ts % DAY_MS) / DAY_MS, MIN_REMAINING_MS / DAY_MS)
+        share = max(self._elapsed(pace, ts), MIN_REMAINING_MS / DAY_MS)
         budget = campaign.daily_budget
         return pace.spend / (budget * share) if budget > 0 else 0.0
 
@@ -163,26 +257,41 @@ class Pacer:
         pace = self.campaigns.get(campaign.campaign_id)
         today = pace is not None and pace.day == ts // DAY_MS
         spend = pace.spend if pace is not None and today else 0.0
+        share = self._elapsed(pace, ts) if pace is not None else (ts % DAY_MS) / DAY_MS
         return {
             "spend": round(spend, 6),
             "budget": campaign.daily_budget,
-            "even_target": round(campaign.daily_budget * (ts % DAY_MS) / DAY_MS, 6),
+            "even_target": round(campaign.daily_budget * share, 6),
             "factor": self.factor(campaign.campaign_id, ts),
         }
 
     def to_state(self) -> dict[str, Any]:
         return {
-            c: [p.day, p.spend, p.factor, p.level, p.rate, p.last_ts]
+            c: [
+                p.day,
+                p.spend,
+                p.factor,
+                p.level,
+                p.rate,
+                p.last_ts,
+                p.last_tau,
+                p.traffic.to_state(),
+            ]
             for c, p in self.campaigns.items()
         }
 
     def load_state(self, s: dict[str, Any]) -> None:
         for c, values in s.items():
-            p = self.campaigns.setdefault(c, CampaignPace())
-            day, spend, factor, *rest = values  # snapshots before issue 11 hold 3 fields
+            p = self.campaigns.get(c) or self.campaigns.setdefault(c, self._new_pace())
+            # Snapshots before issue 11 hold 3 fields, before traffic time 6.
+            day, spend, factor, *rest = values
             p.day, p.spend, p.factor = int(day), float(spend), float(factor)
             if rest:
                 p.level, p.rate, p.last_ts = float(rest[0]), float(rest[1]), int(rest[2])
+                p.last_tau = (p.last_ts % DAY_MS) / DAY_MS
+            if len(rest) > 4:
+                p.last_tau = float(rest[3])
+                p.traffic.load_state(rest[4])
 
 
 class ValueAverage:

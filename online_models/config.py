@@ -97,6 +97,8 @@ class EngineConfig:
     pacing_window_ms: int = 2 * HOUR_MS  # time constant of the actual spend rate
     pacing_min: float = 0.1  # > 0: a campaign with budget left keeps bidding
     pacing_max: float = 4.0
+    pacing_traffic_time: int = 1  # 1: plan in traffic time (hour-of-day profile); 0: clock
+    pacing_traffic_decay: float = 0.7  # weight of each earlier day in that profile
     # The revenue model's prediction is used once it has learned this many orders
     # (click and conversion models: the health gate below).
     value_min_positives: int = 30

@@ -13,6 +13,7 @@ from online_models.config import EngineConfig
 from online_models.events import AdImpression, Campaign
 from online_models.features import feature_name, impression_features
 from online_models.knowledge import BidValue, SharedKnowledge, Update
+from online_models.models import OnlineLogistic
 from online_models.outputs import BidAdjustment, FeatureContribution, Output, stable_id
 from online_models.state import UserState
 
@@ -46,15 +47,20 @@ class Bidding:
         The value multiplier is neutral (1.0, `gated`) while the click model is not
         trusted (`SharedKnowledge.trusted`): bids then follow pacing alone instead of
         an untrained prior. A conversion or revenue model not trusted yet is replaced
-        by its observed mean, so the click model's ranking still counts."""
+        by its observed mean, so the click model's ranking still counts. The campaign's
+        `objective` says which of the three the value multiplies."""
         knowledge = self.knowledge
         x = impression_features(p, campaign, placement, context, ts, self.cfg.hash_bits, names)
         p_click, p_conv, revenue = knowledge.predict(x)
         if not knowledge.trusted("click"):
             return p_click, p_conv, revenue, 0.0, 1.0, True, x
-        conv = p_conv if knowledge.trusted("conversion") else knowledge.base_rate("conversion")
-        rev = revenue if knowledge.trusted("revenue") else knowledge.mean_revenue()
-        value = p_click * conv * rev / campaign.target_roas
+        value = p_click
+        if campaign.objective != "clicks":
+            trusted = knowledge.trusted("conversion")
+            value *= p_conv if trusted else knowledge.base_rate("conversion")
+        if campaign.objective == "value":
+            rev = revenue if knowledge.trusted("revenue") else knowledge.mean_revenue()
+            value *= rev / campaign.target_roas
         average = knowledge.value_average(campaign.campaign_id)
         mult = clip_multiplier(value, value if average is None else average, campaign)
         return p_click, p_conv, revenue, value, mult, False, x
@@ -117,7 +123,7 @@ class Bidding:
                     expected_roas=round(p_click * p_conv * revenue / cost, 6) if cost > 0 else None,
                     pacing_factor=pacing,
                     reason=reason,
-                    top_features=self._explain(x, names, kept_out),
+                    top_features=self._explain(x, names, kept_out, campaign),
                     gated=sorted(kept_out),
                     ttl_s=self.cfg.bid_ttl_s,
                     model_version=knowledge.version(),
@@ -128,14 +134,21 @@ class Bidding:
             )
 
     def _explain(
-        self, x: dict[str, float], names: dict[str, str], gated: Mapping[str, str]
+        self,
+        x: dict[str, float],
+        names: dict[str, str],
+        gated: Mapping[str, str],
+        campaign: Campaign,
     ) -> list[FeatureContribution]:
         """The largest feature contributions (weight x value, in log-odds) of the models
         whose predictions this bid used."""
         models = self.knowledge.models
+        used: list[tuple[str, OnlineLogistic]] = [("click", models.click)]
+        if campaign.objective != "clicks":
+            used.append(("conversion", models.conversion))
         found = [
             (abs(c), name, key, c)
-            for name, model in (("click", models.click), ("conversion", models.conversion))
+            for name, model in used
             if name not in gated
             for key, c in model.contributions(x)[:TOP_FEATURES]
         ]

@@ -24,6 +24,8 @@ ClickType = Literal[
 ]
 ITEM_EVENT_TYPES = frozenset({"view", "click", "add_to_cart", "remove_from_cart", "wishlist"})
 OrderStatus = Literal["placed", "cancelled", "refunded"]
+# What a campaign buys, i.e. what its bid multipliers are proportional to (`Campaign`).
+Objective = Literal["value", "conversions", "clicks"]
 ID_FIELDS = (
     "event_id",
     "user_id",
@@ -180,7 +182,13 @@ class AdImpression(
 
 
 class Campaign(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Campaign settings (compacted topic `campaigns`, keyed by `campaign_id`)."""
+    """Campaign settings (compacted topic `campaigns`, keyed by `campaign_id`).
+
+    `objective` is what the campaign buys, and so what its bid multipliers follow:
+    "value" (p_click x p_conversion x expected revenue / target_roas, the default),
+    "conversions" (p_click x p_conversion) or "clicks" (p_click alone: a campaign paid
+    per click, or one whose conversions are too few to learn from).
+    """
 
     campaign_id: str
     daily_budget: float = 1000.0
@@ -189,6 +197,7 @@ class Campaign(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     min_multiplier: float = 0.2
     active: bool = True
     category: str | None = None  # what the campaign advertises; a key model feature
+    objective: Objective = "value"
 
     def __post_init__(self) -> None:
         _check_id("campaign_id", self.campaign_id)

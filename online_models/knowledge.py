@@ -187,6 +187,8 @@ class SharedKnowledge:
             cfg.pacing_max,
             cfg.pacing_integral,
             cfg.pacing_window_ms,
+            bool(cfg.pacing_traffic_time),
+            cfg.pacing_traffic_decay,
         )
         self.values = ValueAverage()
         self.costs = ValueAverage()
@@ -221,7 +223,7 @@ class SharedKnowledge:
         if self.clock - self.pacer_tick >= PACER_TICK_MS:
             self.pacer_tick = self.clock
             for cid in sorted(self.pacer.campaigns):
-                self.pacer.spend(self.campaign(cid), 0.0, self.clock)
+                self.pacer.spend(self.campaign(cid), 0.0, self.clock, request=False)
 
     def apply(self, updates: Iterable[Update]) -> None:
         """Learn from updates now, in the order given."""

@@ -142,7 +142,7 @@ class Metrics:
         )
         self.campaign_spend = Gauge(
             "ecom_campaign_spend_ratio",
-            "Today's spend / even-pacing target per campaign",
+            "Today's spend / planned target (even in traffic time) per campaign",
             ["campaign"],
             registry=r,
         )

@@ -1,8 +1,10 @@
-"""Issue 11's bidding goals on a small known-model market (backtest/truth.py), replayed
-through the engine with the bidding simulation's closed loop: one budget, equal spend,
-pacing within 5 %, and value bidding that captures most of an oracle's gain.
+"""Issue 11's bidding goals on the known-model market (backtest/truth.py, its default
+size: 3,000 users, 4 days, campaigns buying clicks), replayed through the engine with
+the bidding simulation's closed loop: one budget, equal spend, pacing within 5 %, and
+bids that capture most of the oracle's gain (the oracle bids in proportion to the true
+click probability). About a minute per budget.
 
-The full-size figures (and Open Bandit) come from benchmarks/bidding_bench.py."""
+The value-objective and Open Bandit figures come from benchmarks/bidding_bench.py."""
 
 from __future__ import annotations
 
@@ -13,14 +15,13 @@ import pytest
 from backtest.bidcheck import truth_run
 from backtest.truth import TruthParams
 
-SMALL = {"n_users": 1500, "days": 3, "seed": 1}
 GOAL = 0.8  # issue 11: >= 80 % of the oracle's gain over the constant bid
 
 
 @pytest.fixture(scope="module", params=[0.5, 1 / 16], ids=["budget 1/2", "budget 1/16"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     work: Path = tmp_path_factory.mktemp("truth")
-    return truth_run(TruthParams(budget_fraction=request.param, **SMALL), work)
+    return truth_run(TruthParams(budget_fraction=request.param, objective="clicks"), work)
 
 
 def test_one_budget_and_equal_spend(run: dict) -> None:
@@ -45,19 +46,17 @@ def test_engine_pacing_lands_each_day_on_the_budget(run: dict) -> None:
 
 def test_value_bidding_beats_the_constant_bid(run: dict) -> None:
     """At equal spend the adjusted policy buys more expected clicks than the constant
-    bid, at least half of the oracle's gain (measured 0.68 at 1/2, 0.61 at 1/16)."""
+    bid, and more expected conversions, at least half of each oracle's gain."""
     base = run["baseline"]["expected_clicks"]
     assert run["oracle"]["expected_clicks"] > base * 1.1  # there is a gain to capture
     assert run["policy"]["expected_clicks"] > base
     assert run["gain_captured"]["expected_clicks"] >= 0.5
+    assert run["policy"]["expected_conversions"] > run["baseline"]["expected_conversions"]
+    assert run["gain_captured"]["expected_conversions"] >= 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 goal not met on this small market: the click model (AUC 0.76 vs the "
-    "truth's 0.82 after 3 days of 1,500 users) captures 0.68 / 0.61 of the oracle's gain",
-)
 def test_value_bidding_captures_most_of_the_oracle_gain(run: dict) -> None:
     """At equal spend, the adjusted policy's gain in expected clicks over the constant
-    bid is at least GOAL of the oracle's (bids in proportion to the true p_click)."""
+    bid is at least GOAL of the oracle's (measured 0.89 at 1/2, 0.82 at 1/16; on a
+    1,500-user, 3-day market, whose click model has learned less, 0.80 / 0.72)."""
     assert run["gain_captured"]["expected_clicks"] >= GOAL

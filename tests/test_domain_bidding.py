@@ -88,6 +88,42 @@ def test_closed_loop_spends_the_budget_evenly(natural: float) -> None:
     assert max(steps) < 0.1  # smooth: no minute moves the factor by 10 % or more
 
 
+def diurnal_day(p: Pacer, c: Campaign, day0: int, per_request: float) -> list[float]:
+    """One day of a market with a daily peak: 1 bid request a minute from 0:00 to
+    12:00, 6 a minute after, each spending per_request x factor^2; the factor
+    after each request."""
+    factors, total = [], 0.0
+    f = p.factor(c.campaign_id, day0)
+    for minute in range(1440):
+        for r in range(1 if minute < 720 else 6):
+            cost = min(per_request * f**2, max(c.daily_budget - total, 0.0))
+            total += cost
+            f = p.spend(c, cost, day0 + minute * 60_000 + r)
+            factors.append(f)
+    return factors
+
+
+def test_traffic_time_keeps_the_bid_flat_through_a_daily_peak() -> None:
+    """Where the traffic has a daily peak, a constant bid spends the budget in step
+    with the traffic. Planned in traffic time (after one day to learn the campaign's
+    hour-of-day profile) the factor stays within 10 % of one level until the last hour;
+    planned in clock time it has to overbid while traffic is thin and underbid at the
+    peak (measured: 1.07 against 3.06 between the highest and lowest factor)."""
+    c = campaign(daily_budget=240.0)
+    per_request = 240.0 / (720 + 6 * 720)  # spends the budget exactly at factor 1
+    spans = {}
+    for traffic_time in (True, False):
+        p = pacer(traffic_time=traffic_time)
+        for d in range(3):  # learn the level and the profile
+            diurnal_day(p, c, DAY0 + d * DAY_MS, per_request)
+        factors = diurnal_day(p, c, DAY0 + 3 * DAY_MS, per_request)
+        assert p.campaigns["c1"].spend == pytest.approx(240.0, rel=0.05)
+        day = factors[:-360]  # the last hour: the floor of the remaining time
+        spans[traffic_time] = max(day) / min(day)
+    assert spans[True] < 1.1
+    assert spans[False] > 2.0
+
+
 def test_on_plan_stays_near_one() -> None:
     """Spending exactly the even rate (10/h, one impression a minute) keeps the
     factor at 1."""
@@ -204,9 +240,10 @@ def test_announcements_have_hysteresis() -> None:
 
 
 def test_pacer_state_round_trip() -> None:
-    """Pacing survives a snapshot through JSON: day, spend, factor, level, rate; a
-    snapshot from before issue 11 (day, spend, factor) still loads."""
+    """Pacing survives a snapshot through JSON: day, spend, factor, level, rate, the
+    traffic profile; a snapshot from before issue 11 (day, spend, factor) still loads."""
     p = pacer()
+    p.spend(campaign(), 0.0, NOON - DAY_MS)  # yesterday: a traffic profile to carry
     p.spend(campaign(), 0.0, NOON - HOUR)
     p.spend(campaign(), 150.0, NOON)
     q = pacer()
