@@ -295,14 +295,34 @@ class Pacer:
 
 
 class ValueAverage:
-    """Exponentially weighted mean of predicted impression value per campaign."""
+    """Exponentially weighted mean of predicted impression value per campaign; until
+    1 / `alpha` values are in, the plain mean of those seen (a slow average would
+    otherwise stay near its first value for thousands of updates).
+
+    >>> v = ValueAverage(alpha=0.25)
+    >>> [v.update("c", x) for x in (4.0, 2.0, 0.0, 6.0, 8.0)]
+    [4.0, 3.0, 2.0, 3.0, 4.25]
+    """
 
     def __init__(self, alpha: float = 0.02) -> None:
         self.alpha = alpha
         self.means: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
 
     def update(self, campaign_id: str, value: float) -> float:
-        mean = self.means.get(campaign_id)
-        mean = value if mean is None else mean + self.alpha * (value - mean)
+        n = self.counts.get(campaign_id, 0) + 1
+        self.counts[campaign_id] = n
+        mean = self.means.get(campaign_id, 0.0)
+        mean += max(self.alpha, 1.0 / n) * (value - mean)
         self.means[campaign_id] = mean
         return mean
+
+    def load_state(self, means: dict[str, Any], counts: dict[str, Any] | None) -> None:
+        """Means and counts as saved; without counts (snapshots before they were kept)
+        every mean is taken as warmed up."""
+        self.means = {str(k): float(v) for k, v in means.items()}
+        if counts is None:
+            warm = int(1 / self.alpha) + 1 if self.alpha > 0 else 1
+            self.counts = dict.fromkeys(self.means, warm)
+        else:
+            self.counts = {str(k): int(v) for k, v in counts.items()}

@@ -102,6 +102,10 @@ class EngineConfig:
     # The revenue model's prediction is used once it has learned this many orders
     # (click and conversion models: the health gate below).
     value_min_positives: int = 30
+    # Weight of each new value in a campaign's running average value, which multipliers
+    # are relative to: small, so that the average is a level, not a moving target (two
+    # equal impressions an hour apart should get the same bid).
+    value_average_alpha: float = 0.002
     pacing_threshold: float = 0.05
     snapshot_every_events: int = 2000
     # How late (event time) knowledge updates become visible to the partitions: 0 in

@@ -190,7 +190,7 @@ class SharedKnowledge:
             bool(cfg.pacing_traffic_time),
             cfg.pacing_traffic_decay,
         )
-        self.values = ValueAverage()
+        self.values = ValueAverage(cfg.value_average_alpha)
         self.costs = ValueAverage()
         self.clock = 0  # latest event time seen (by `advance`)
         self.pacer_tick = 0  # event time pacing was last re-planned without spend
@@ -332,7 +332,9 @@ class SharedKnowledge:
             "recommender": self.recs.to_state(),
             "pacer": self.pacer.to_state(),
             "values": self.values.means,
+            "value_counts": self.values.counts,
             "costs": self.costs.means,
+            "cost_counts": self.costs.counts,
         }
 
     def load_state(self, s: dict[str, Any]) -> None:
@@ -344,5 +346,5 @@ class SharedKnowledge:
         self.segmenter = Segmenter.from_state(s["segmenter"])
         self.recs.load_state(s["recommender"])
         self.pacer.load_state(s["pacer"])
-        self.values.means = {k: float(v) for k, v in s["values"].items()}
-        self.costs.means = {k: float(v) for k, v in s["costs"].items()}
+        self.values.load_state(s["values"], s.get("value_counts"))
+        self.costs.load_state(s["costs"], s.get("cost_counts"))

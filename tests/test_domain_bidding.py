@@ -271,14 +271,23 @@ def test_clip_multiplier_min_max_and_average_zero() -> None:
 
 
 def test_value_average_is_exponentially_weighted() -> None:
-    """mean <- mean + alpha * (value - mean), starting at the first value, one mean per
-    campaign: 10, then 20 -> 10.2, then 0 -> 9.996."""
-    v = ValueAverage(alpha=0.02)
+    """mean <- mean + max(alpha, 1/n) * (value - mean), one mean per campaign: the plain
+    mean of the first 1/alpha values, then exponentially weighted (10, 20 -> 15; then
+    with alpha 0.25 from the 4th value on)."""
+    v = ValueAverage(alpha=0.25)
     assert v.update("c1", 10.0) == 10.0
-    assert v.update("c1", 20.0) == pytest.approx(10.2)
-    assert v.update("c1", 0.0) == pytest.approx(9.996)
+    assert v.update("c1", 20.0) == pytest.approx(15.0)
+    assert v.update("c1", 0.0) == pytest.approx(10.0)
+    assert v.update("c1", 10.0) == pytest.approx(10.0)
+    assert v.update("c1", 30.0) == pytest.approx(15.0)  # 1/5 < alpha: 10 + 0.25 x 20
     assert v.update("c2", 3.0) == 3.0
-    assert v.means == {"c1": pytest.approx(9.996), "c2": 3.0}
+    assert v.means == {"c1": pytest.approx(15.0), "c2": 3.0}
+    w = ValueAverage(alpha=0.25)
+    w.load_state(orjson.loads(orjson.dumps(v.means)), orjson.loads(orjson.dumps(v.counts)))
+    assert w.update("c1", 35.0) == v.update("c1", 35.0)
+    old = ValueAverage(alpha=0.25)
+    old.load_state({"c1": 10.0}, None)  # before counts were kept: warmed up
+    assert old.update("c1", 20.0) == pytest.approx(12.5)
 
 
 def test_pacing_is_re_planned_as_time_passes_without_spend() -> None:
