@@ -21,10 +21,12 @@ would have to overbid at night and underbid at the daily peak.
 * **actual rate** = spend, exponentially weighted over `window_ms` of event time;
   at the start of a day it is taken as on plan (no history is no evidence);
 * **factor** = exp(level + gain x error), error = ln(required / actual) clipped to
-  +-`MAX_ERROR`; `level` integrates `integral` x error per hour and carries over
-  from one day to the next (the bid level a campaign needs is learned, not
-  re-discovered each morning). Anti-windup: `level` is clamped to [ln low, ln high],
-  so a controller held at a bound recovers as soon as the error changes sign.
+  +-`MAX_ERROR`; `level` integrates `integral` x error per hour, and a new day opens
+  at the day before's mean level over its traffic (the bid level a campaign needs is
+  learned, not re-discovered each morning; the mean, not the last value, because a
+  day's last hours chase the last of its budget with a steep required rate).
+  Anti-windup: `level` is clamped to [ln low, ln high], so a controller held at a
+  bound recovers as soon as the error changes sign.
 * The factor is bounded to [low, high] with low > 0, so it is **0 only when today's
   budget is spent** (or the campaign is inactive); an idle or far-ahead campaign
   still bids, lower.
@@ -127,13 +129,26 @@ class CampaignPace:
     """One campaign's pacing state: today's spend, the learned level, the rate filter,
     its traffic profile."""
 
-    __slots__ = ("day", "factor", "last_tau", "last_ts", "level", "rate", "spend", "traffic")
+    __slots__ = (
+        "day",
+        "factor",
+        "last_tau",
+        "last_ts",
+        "level",
+        "level_sum",
+        "level_weight",
+        "rate",
+        "spend",
+        "traffic",
+    )
 
     def __init__(self) -> None:
         self.day = -1
         self.spend = 0.0
         self.factor = 1.0
         self.level = 0.0  # integral term, ln of the factor the campaign needs on plan
+        self.level_sum = 0.0  # today's level x traffic time, and the traffic time
+        self.level_weight = 0.0
         self.rate = -1.0  # spend per unit of traffic time; < 0: not measured today
         self.last_ts = 0
         self.last_tau = 0.0  # traffic time of last_ts
@@ -188,6 +203,13 @@ class Pacer:
         """Share of the day gone by `ts`, in traffic time (or clock time)."""
         return pace.traffic.elapsed(ts) if self.traffic_time else (ts % DAY_MS) / DAY_MS
 
+    @staticmethod
+    def _opening(pace: CampaignPace) -> float:
+        """The level a new day opens at: the last day's mean level over its traffic."""
+        if pace.level_weight > 0:
+            return pace.level_sum / pace.level_weight
+        return pace.level
+
     def _bounded(self, x: float) -> float:
         return round(min(max(math.exp(x), self.low), self.high), 6)
 
@@ -198,7 +220,7 @@ class Pacer:
         if pace is None:
             return 1.0
         if ts is not None and ts // DAY_MS > pace.day:
-            return self._bounded(pace.level)
+            return self._bounded(self._opening(pace))
         return pace.factor
 
     def spend(self, campaign: Campaign, cost: float, ts: int, request: bool = True) -> float:
@@ -214,6 +236,8 @@ class Pacer:
         if request or day > traffic.day:
             traffic.count(day, ts, 1.0 if request else 0.0)
         if day > pace.day:
+            pace.level = self._opening(pace)
+            pace.level_sum = pace.level_weight = 0.0
             pace.day, pace.spend, pace.rate = day, 0.0, -1.0
             pace.last_ts, pace.last_tau = day * DAY_MS, 0.0
         pace.spend += cost
@@ -239,6 +263,8 @@ class Pacer:
         error = min(max(math.log(required / actual), -MAX_ERROR), MAX_ERROR)
         lo, hi = math.log(self.low), math.log(self.high)
         pace.level = min(max(pace.level + self.integral * error * dt / HOUR_MS, lo), hi)
+        pace.level_sum += pace.level * dt
+        pace.level_weight += dt
         pace.factor = self._bounded(pace.level + self.gain * error)
         return pace.factor
 
@@ -276,6 +302,8 @@ class Pacer:
                 p.last_ts,
                 p.last_tau,
                 p.traffic.to_state(),
+                p.level_sum,
+                p.level_weight,
             ]
             for c, p in self.campaigns.items()
         }
@@ -292,6 +320,8 @@ class Pacer:
             if len(rest) > 4:
                 p.last_tau = float(rest[3])
                 p.traffic.load_state(rest[4])
+            if len(rest) > 6:
+                p.level_sum, p.level_weight = float(rest[5]), float(rest[6])
 
 
 class ValueAverage:

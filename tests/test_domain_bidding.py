@@ -124,6 +124,20 @@ def test_traffic_time_keeps_the_bid_flat_through_a_daily_peak() -> None:
     assert spans[False] > 2.0
 
 
+def test_a_new_day_opens_at_the_last_days_mean_level() -> None:
+    """A day whose last hours chase the rest of the budget (the factor climbs to its
+    bound) does not open the next day at that bound but at the day's mean level."""
+    p, c = pacer(), campaign()
+    for minute in range(0, 20 * 60):  # on plan for 20 hours: level ~0
+        p.spend(c, 10.0 / 60, DAY0 + minute * 60_000)
+    for minute in range(20 * 60, 24 * 60):  # then nothing won: the factor climbs
+        f = p.spend(c, 0.0, DAY0 + minute * 60_000)
+    assert f > 2.0 and p.campaigns["c1"].level > 0.3
+    opening = p.factor("c1", DAY0 + DAY_MS)
+    assert 1.0 <= opening < 1.3
+    assert p.spend(c, 0.0, DAY0 + DAY_MS) == pytest.approx(opening, rel=0.02)
+
+
 def test_on_plan_stays_near_one() -> None:
     """Spending exactly the even rate (10/h, one impression a minute) keeps the
     factor at 1."""
