@@ -13,6 +13,9 @@ Every part adds `weight x` (about) a probability of being the next item:
 * symmetric co-visitation of the latest `rec_covis_lookback` items
   (`Recommender.add_covisitation`, the recommender before issue 10): a small weight
   adds what sessions hold on either side of an item,
+* its second hop from the latest item (`Recommender.add_covisitation_2hop`): what the
+  latest item's strongest co-visits are co-visited with, which reaches items never
+  seen with the latest item itself,
 * category affinity and trending, with small weights: they order the tail and fill
   the list for cold sessions (an item never followed by anything, a new user).
 

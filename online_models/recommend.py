@@ -133,6 +133,9 @@ class Recommender:
                 top.offer(b, v)
                 if len(row) > 2 * self.neighbors:
                     _trim(row, self.neighbors)
+                    # From the trimmed row, so that the list is always what a restore
+                    # rebuilds from the row (even when ties straddle the trim).
+                    tops[a] = TopList(self.top_neighbors, row)
 
     def observe_session(self, items: list[str], category: str | None, ts: int) -> None:
         for i, item in enumerate(items):
