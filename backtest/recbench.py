@@ -33,6 +33,8 @@ COVISITATION = {
     "rec_knn_weight": 0.0,
     "rec_repeat_weight": 0.0,
     "rec_covis_weight": 1.0,
+    "rec_covis_lookback": 3,
+    "rec_covis2_weight": 0.0,
     "rec_affinity_weight": 0.3,
     "rec_trending_weight": 0.05,
     "rec_allow_seen": 2,
@@ -43,6 +45,7 @@ ALGORITHMS: dict[str, dict[str, float]] = {
         "rec_knn_weight": 0.0,
         "rec_repeat_weight": 0.0,
         "rec_covis_weight": 0.0,
+        "rec_covis2_weight": 0.0,
     },
     "session kNN (V-SKNN/STAN-like)": {
         "rec_sr_weight": 0.0,
@@ -50,7 +53,10 @@ ALGORITHMS: dict[str, dict[str, float]] = {
         "rec_knn_weight": 1.0,
         "rec_repeat_weight": 0.0,
         "rec_covis_weight": 0.0,
+        "rec_covis2_weight": 0.0,
     },
+    # The first blend of issue 10: one hop of co-visitation, of the latest 3 items.
+    "blend, one co-visit hop": {"rec_covis2_weight": 0.0, "rec_covis_lookback": 3},
     "blend (default)": {},
 }
 

@@ -13,6 +13,9 @@ Every part adds `weight x` (about) a probability of being the next item:
 * symmetric co-visitation of the latest `rec_covis_lookback` items
   (`Recommender.add_covisitation`, the recommender before issue 10): a small weight
   adds what sessions hold on either side of an item,
+* its second hop from the latest item (`Recommender.add_covisitation_2hop`): what the
+  latest item's strongest co-visits are co-visited with, which reaches items never
+  seen with the latest item itself,
 * category affinity and trending, with small weights: they order the tail and fill
   the list for cold sessions (an item never followed by anything, a new user).
 
@@ -59,6 +62,7 @@ class SessionRecommender:
             cfg.covis_half_life_ms,
             cfg.trending_half_life_ms,
             cfg.max_items,
+            cfg.covis_top,
         )
         self.rules = SequentialRules(cfg.sr_max_next, cfg.sr_lookback, cfg.max_items, cfg.sr_prior)
         self.index = SessionIndex(
@@ -80,6 +84,8 @@ class SessionRecommender:
         self.w_knn = cfg.rec_knn_weight
         self.w_repeat = cfg.rec_repeat_weight
         self.w_covis = cfg.rec_covis_weight
+        self.w_covis2 = cfg.rec_covis2_weight
+        self.covis2_hops = cfg.rec_covis2_hops
         self.w_affinity = cfg.rec_affinity_weight
         self.w_trending = cfg.rec_trending_weight
 
@@ -110,6 +116,8 @@ class SessionRecommender:
         base = self.base
         if self.w_covis and session:
             base.add_covisitation(session[-self.covis_lookback :], scores, self.w_covis)
+        if self.w_covis2 and last is not None:
+            base.add_covisitation_2hop(last, self.covis2_hops, scores, self.w_covis2)
         has_affinity = bool(self.w_affinity) and base.add_affinity(
             affinity, scores, self.w_affinity
         )
@@ -141,9 +149,12 @@ class SessionRecommender:
         if any(top in items for _, items in votes):
             return "session_knn"
         if self.w_covis:
-            covis = self.base.covis
-            if any(top in covis.get(i, ()) for i in session[-self.covis_lookback :]):
+            tops = self.base.covis_top
+            if any(top in tops.get(i, ()) for i in session[-self.covis_lookback :]):
                 return "covisitation"
+        covis2 = self.w_covis2 and session
+        if covis2 and top in self.base.second_hop(session[-1], self.covis2_hops):
+            return "covisitation"
         return "affinity" if has_affinity else "trending"
 
     def to_state(self) -> dict[str, Any]:

@@ -70,13 +70,18 @@ class EngineConfig:
     rec_knn_weight: float = 0.4  # session neighbours
     rec_repeat_weight: float = 2.0  # revisit rates of the session's own items
     rec_covis_weight: float = 0.1  # symmetric co-visitation (the pre-issue-10 recommender)
-    rec_covis_lookback: int = 3  # latest session items whose co-visits are read
+    rec_covis_lookback: int = 2  # latest session items whose co-visits are read
+    # Two hops of co-visitation from the latest item: what its strongest co-visits are
+    # co-visited with (reaches items never seen with the latest item itself).
+    rec_covis2_weight: float = 0.05
+    rec_covis2_hops: int = 5  # the latest item's strongest co-visits whose own are read
     rec_affinity_weight: float = 0.01  # category affinity: fallback for cold sessions
     rec_trending_weight: float = 0.001  # trending: the last fallback
     # Memory bounds of the sequence-aware knowledge (each named in docs/architecture.md).
     sr_max_next: int = 40  # followers kept per item
     sr_lookback: int = 3  # rules up to this many steps apart
     sr_prior: float = 1.0  # pseudo-weight added to a row's total: rare items' rules weigh less
+    covis_top: int = 20  # strongest co-visits kept sorted per item (the second hop reads them)
     max_sessions: int = 100_000  # sessions kept in the session index
     max_session_items: int = 20  # distinct items kept per session (indexed and current)
     knn_sessions_per_item: int = 20  # most recent sessions kept per item

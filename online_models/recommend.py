@@ -37,6 +37,7 @@ COVIS_WEIGHT, AFFINITY_WEIGHT, TRENDING_WEIGHT = 1.0, 0.3, 0.05
 TOP_PER_CATEGORY = 50
 TOP_AFFINITY = 20
 TOP_TRENDING = 20
+TOP_COVIS = 20  # default strongest co-visits kept sorted per item
 _NO_ITEMS: frozenset[str] = frozenset()
 
 
@@ -71,6 +72,7 @@ class Recommender:
         covis_half_life: float,
         trending_half_life: float,
         max_items: int,
+        top_neighbors: int = TOP_COVIS,
     ) -> None:
         self.neighbors = neighbors
         self.lookback = lookback
@@ -78,6 +80,10 @@ class Recommender:
         self.covis_decay = ForwardDecay(covis_half_life)
         self.pop_decay = ForwardDecay(trending_half_life)
         self.covis: dict[str, dict[str, float]] = {}
+        # Per item its `top_neighbors` strongest co-visits, kept sorted as they grow:
+        # the second hop (`add_covisitation_2hop`) reads them without sorting a row.
+        self.top_neighbors = top_neighbors
+        self.covis_top: dict[str, TopList] = {}
         self.popularity: dict[str, float] = {}
         self.category_of: dict[str, str] = {}
         self.trending = TopList(TOP_PER_CATEGORY)
@@ -114,14 +120,22 @@ class Recommender:
         if self.covis_decay.due(ts):
             self._rescale_covis(ts)
         w = self.covis_decay.weight(ts)
+        tops = self.covis_top
         for other in previous:
             if other == item:
                 continue
             for a, b in ((other, item), (item, other)):
                 row = self.covis.setdefault(a, {})
-                row[b] = row.get(b, 0.0) + w
+                v = row[b] = row.get(b, 0.0) + w
+                top = tops.get(a)
+                if top is None:
+                    top = tops[a] = TopList(self.top_neighbors)
+                top.offer(b, v)
                 if len(row) > 2 * self.neighbors:
                     _trim(row, self.neighbors)
+                    # From the trimmed row, so that the list is always what a restore
+                    # rebuilds from the row (even when ties straddle the trim).
+                    tops[a] = TopList(self.top_neighbors, row)
 
     def observe_session(self, items: list[str], category: str | None, ts: int) -> None:
         for i, item in enumerate(items):
@@ -135,6 +149,7 @@ class Recommender:
         self.popularity = dict(keep)
         self.category_of = {i: c for i, c in self.category_of.items() if i in self.popularity}
         self.covis = {i: row for i, row in self.covis.items() if i in self.popularity}
+        self.covis_top = {i: t for i, t in self.covis_top.items() if i in self.covis}
         self.recommended &= self.popularity.keys()
         self.trending.keep(self.popularity)
         for top in self.category_top.values():
@@ -153,6 +168,13 @@ class Recommender:
             (i, {j: v * f for j, v in row.items() if v * f > 0.0}) for i, row in self.covis.items()
         )
         self.covis = {i: row for i, row in rows if row}
+        self._rebuild_covis_top()
+
+    def _rebuild_covis_top(self) -> None:
+        """The sorted strongest co-visits of every row (after a rescale or a restore:
+        the same lists the incremental offers keep, as row values only grow)."""
+        n = self.top_neighbors
+        self.covis_top = {i: TopList(n, row) for i, row in self.covis.items()}
 
     def recommend(
         self, recent: list[str], affinity: Mapping[str, float], exclude: set[str], k: int
@@ -191,16 +213,53 @@ class Recommender:
         return [RecommendedItem(i, round6(s)) for i, s in ranked]
 
     def add_covisitation(self, recent: list[str], scores: dict[str, float], weight: float) -> None:
-        """Symmetric decayed co-visits of the latest `lookback` items, each row scaled
-        to its peak and the item r steps back by 1/r."""
+        """Symmetric decayed co-visits of the latest `lookback` items: each item's
+        `top_neighbors` strongest, scaled to its peak, and the item r steps back by 1/r.
+        (Reading whole rows instead scored the same on the YOOCHOOSE validation day, at
+        about three times the cost.)"""
         get = scores.get
+        tops = self.covis_top
         for rank, item in enumerate(reversed(recent[-self.lookback :]), 1):
-            row = self.covis.get(item)
-            peak = max(row.values()) if row else 0.0
-            if row and peak > 0.0:  # a row of observations that decayed to nothing adds nothing
-                scale = weight / peak / rank
-                for other, v in row.items():
-                    scores[other] = get(other, 0.0) + v * scale
+            top = tops.get(item)
+            # A row of observations that decayed to nothing adds nothing.
+            if top and top.entries[0][0] < 0.0:
+                scale = weight / top.entries[0][0] / rank  # entries hold -score
+                for neg, other in top.entries:
+                    scores[other] = get(other, 0.0) + neg * scale
+
+    def add_covisitation_2hop(
+        self, item: str, hops: int, scores: dict[str, float], weight: float
+    ) -> None:
+        """Two hops of co-visitation: the strongest co-visits of `item`'s `hops`
+        strongest co-visited items, each list scaled to its own peak and weighed by the
+        first hop's share of `item`'s peak. It reaches items never seen with `item`
+        itself: on the YOOCHOOSE validation day a third of the next clicks on items new
+        to the session had no candidate from any other part."""
+        tops = self.covis_top
+        top = tops.get(item)
+        if not top or top.entries[0][0] >= 0.0:
+            return
+        get = scores.get
+        first = top.entries[0][0]
+        for neg, other in top.entries[:hops]:
+            second = tops.get(other)
+            if not second or second.entries[0][0] >= 0.0:
+                continue
+            # Entries hold -score: f = weight x (v / item's peak) / (other's peak).
+            f = weight * neg / first / second.entries[0][0]
+            for neg2, item2 in second.entries:
+                scores[item2] = get(item2, 0.0) + f * neg2
+
+    def second_hop(self, item: str, hops: int) -> set[str]:
+        """The items `add_covisitation_2hop` reads for `item` (explanations)."""
+        tops = self.covis_top
+        first = tops.get(item)
+        found: set[str] = set()
+        for _, other in first.entries[:hops] if first else ():
+            second = tops.get(other)
+            if second:
+                found.update(second.scores)
+        return found
 
     def add_affinity(
         self, affinity: Mapping[str, float], scores: dict[str, float], weight: float
@@ -255,6 +314,7 @@ class Recommender:
         self.covis_decay.origin = int(s["covis_origin"])
         self.pop_decay.origin = int(s["pop_origin"])
         self.covis = {i: {j: float(v) for j, v in row.items()} for i, row in s["covis"].items()}
+        self._rebuild_covis_top()
         self.popularity = {i: float(v) for i, v in s["popularity"].items()}
         self.category_of = dict(s["category_of"])
         self.trending = TopList(TOP_PER_CATEGORY, s["trending"])

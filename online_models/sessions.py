@@ -245,6 +245,8 @@ class SessionIndex:
         shared = set(session[start:])
         sget = scores.get
         window = min(p.window, _TABLE - 1)
+        # The match weight of the item at offset q from the shared one, q = -window..window.
+        by_offset = match_w[window:0:-1] + match_w[: window + 1]
         scale = weight / total
         for sim, items in votes:
             m = len(items) - 1
@@ -252,8 +254,10 @@ class SessionIndex:
                 m -= 1
             f = scale * sim
             lo = m - window if m > window else 0
-            for q, item in enumerate(items[lo : m + window + 1], lo - m):
-                scores[item] = sget(item, 0.0) + f * match_w[q if q > 0 else -q]
+            # Fewer items than offsets when the shared item is near the session's end.
+            near = zip(items[lo : m + window + 1], by_offset[lo - m + window :], strict=False)
+            for item, mw in near:
+                scores[item] = sget(item, 0.0) + f * mw
         return votes
 
     def to_state(self) -> dict[str, Any]:

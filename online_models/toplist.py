@@ -61,6 +61,9 @@ class TopList:
         self.entries = sorted((-float(v), i) for i, v in pairs)[: self.n]
         self.scores = {i: -neg for neg, i in self.entries}
 
+    def __contains__(self, item: object) -> bool:
+        return item in self.scores
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.scores)
 

@@ -19,6 +19,7 @@ from online_models.events import ClickEvent, OrderEvent, OrderItem
 from online_models.outputs import Recommendation, RecommendedItem
 from online_models.recommend import Recommender
 from online_models.state import UserState
+from online_models.toplist import TopList
 
 T0 = 1_700_000_000_000
 
@@ -251,6 +252,51 @@ def test_covisitation_rows_bounded_by_twice_neighbors() -> None:
         assert all(len(row) <= 6 for row in r.covis.values())
     assert "star" in r.covis["a"]
     assert max(r.covis["a"], key=r.covis["a"].__getitem__) == "star"
+
+
+def test_second_hop_reaches_items_never_seen_with_the_latest_one() -> None:
+    """a was seen with b twice, b with c once: from a, the second hop reads b's list
+    (a 2, c 1) scaled to b's peak and weighed by b's share of a's peak (2 / 2):
+    a 1.0, c 0.5; c was never seen with a. With one hop only b's first neighbour
+    counts, so `hops` bounds the reads."""
+    r = recommender()
+    r.observe_pair(["a"], "b", T0)
+    r.observe_pair(["a"], "b", T0)
+    r.observe_pair(["b"], "c", T0)
+    scores: dict[str, float] = {}
+    r.add_covisitation_2hop("a", 5, scores, 1.0)
+    assert scores == {"a": 1.0, "c": 0.5}
+    assert r.second_hop("a", 5) == {"a", "c"}
+    scores = {}
+    r.add_covisitation_2hop("unknown", 5, scores, 1.0)
+    assert scores == {}
+
+
+def test_sorted_covisits_are_what_the_rows_rebuild() -> None:
+    """The per-item sorted co-visits (what a recommendation reads) always equal the
+    strongest `top_neighbors` of the row, through trims, a re-based decay origin and
+    a restore from the snapshot (which carries only the rows)."""
+    r = recommender(neighbors=3, top_neighbors=4)
+    rng = random.Random(1)
+    ts = T0
+    for step in range(600):
+        ts += 50 * HOUR_MS if step == 300 else rng.randrange(0, 3) * 1000  # ties, a rebase
+        previous = [f"i{rng.randrange(40)}" for _ in range(rng.randint(1, 3))]
+        r.observe_pair(previous, f"i{rng.randrange(40)}", ts)
+        r.observe_item(previous[0], None, ts)
+    rebuilt = {i: TopList(4, row).to_state() for i, row in r.covis.items()}
+    assert {i: t.to_state() for i, t in r.covis_top.items()} == rebuilt
+    assert all(len(t) <= 4 for t in r.covis_top.values())
+    restored = recommender(neighbors=3, top_neighbors=4)
+    restored.load_state(r.to_state())
+    for item in sorted(r.covis)[:10]:
+        a: dict[str, float] = {}
+        b: dict[str, float] = {}
+        r.add_covisitation([item], a, 1.0)
+        r.add_covisitation_2hop(item, 3, a, 0.5)
+        restored.add_covisitation([item], b, 1.0)
+        restored.add_covisitation_2hop(item, 3, b, 0.5)
+        assert list(a.items()) == list(b.items())
 
 
 # Determinism --------------------------------------------------------------------------

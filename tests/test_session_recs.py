@@ -233,12 +233,9 @@ def test_yoochoose_quality_at_4_and_16_partitions(yoochoose_rows: list[dict[str,
 
 
 @pytest.mark.skipif(WHY is not None, reason=WHY or "")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 HR goal missed by 10 of 12,453 positions: the validation-tuned blend "
-    "scores HR@20 0.6992 / MRR@20 0.3808 on the test day at 4 and 16 partitions (MRR goal "
-    "0.38 met, HR goal 0.70 not)",
-)
 def test_yoochoose_goal(yoochoose_rows: list[dict[str, Any]]) -> None:
+    """The goal of issue 10 on the test day, at 4 and 16 partitions alike: HR@20 >= 0.70
+    and MRR@20 >= 0.38 (published V-SKNN .6883 / .3669, STAN .6680 / .3727), with
+    settings chosen on the validation day only (docs/benchmarks.md)."""
     for row in yoochoose_rows:
         assert row["hit@20"] >= 0.70 and row["mrr@20"] >= 0.38, row
