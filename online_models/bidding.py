@@ -6,12 +6,16 @@ traffic are spread over partitions.
 
 Pacing (per campaign, per UTC day of event time) is a PI controller on the log of
 actual spend rate / required spend rate, both measured in **traffic time**: the
-share of the campaign's daily bid requests (impressions) expected by then, from its
-hour-of-day profile of the days before (`TrafficProfile`; uniform on the first day
-and with uniform traffic, where traffic time is clock time). Spending evenly in
-traffic time spends the budget in step with the campaign's opportunities, so the
-bid a campaign needs stays the same through the day; spending evenly in clock time
-would have to overbid at night and underbid at the daily peak.
+share of the day's site activity expected by then, from the hour-of-day profile of
+the days before (`TrafficProfile`, one for the site, of every item interaction and
+ad impression the knowledge learns from; uniform on the first day and with uniform
+traffic, where traffic time is clock time). Spending evenly in traffic time spends
+the budget in step with the opportunities, so the bid a campaign needs stays the
+same through the day; spending evenly in clock time would have to overbid at night
+and underbid at the daily peak. The profile is the site's, not a campaign's own
+impressions: where the impressions topic carries only the impressions won (an ad
+server's log), their hours follow the bids themselves, and a profile learned from
+them would feed the pacer its own past decisions.
 
 * **required rate** = what is left of today's budget spread evenly over what is left
   of the day's traffic (re-planned at every update, so an early shortfall is spread
@@ -126,8 +130,7 @@ class TrafficProfile:
 
 
 class CampaignPace:
-    """One campaign's pacing state: today's spend, the learned level, the rate filter,
-    its traffic profile."""
+    """One campaign's pacing state: today's spend, the learned level, the rate filter."""
 
     __slots__ = (
         "day",
@@ -139,7 +142,6 @@ class CampaignPace:
         "level_weight",
         "rate",
         "spend",
-        "traffic",
     )
 
     def __init__(self) -> None:
@@ -152,7 +154,6 @@ class CampaignPace:
         self.rate = -1.0  # spend per unit of traffic time; < 0: not measured today
         self.last_ts = 0
         self.last_tau = 0.0  # traffic time of last_ts
-        self.traffic = TrafficProfile()
 
 
 class Pacer:
@@ -172,7 +173,7 @@ class Pacer:
         Plan in traffic time (True) or in clock time (False: even spend per hour
         whatever the traffic; kept to measure what traffic time is worth).
     traffic_decay
-        Weight of each earlier day in a campaign's hour-of-day traffic profile.
+        Weight of each earlier day in the site's hour-of-day traffic profile.
     """
 
     def __init__(
@@ -187,21 +188,21 @@ class Pacer:
     ) -> None:
         self.gain = gain
         self.traffic_time = traffic_time
-        self.traffic_decay = traffic_decay
+        self.traffic = TrafficProfile(traffic_decay)
         self.low = max(low, 1e-3)
         self.high = max(high, self.low)
         self.integral = integral
         self.window_ms = max(window_ms, 1)
         self.campaigns: dict[str, CampaignPace] = {}
 
-    def _new_pace(self) -> CampaignPace:
-        pace = CampaignPace()
-        pace.traffic.decay = self.traffic_decay
-        return pace
+    def activity(self, ts: int, n: float = 1.0) -> None:
+        """Count site activity at `ts` (an item interaction) in the traffic profile;
+        `spend` counts the impressions."""
+        self.traffic.count(ts // DAY_MS, ts, n)
 
     def _elapsed(self, pace: CampaignPace, ts: int) -> float:
         """Share of the day gone by `ts`, in traffic time (or clock time)."""
-        return pace.traffic.elapsed(ts) if self.traffic_time else (ts % DAY_MS) / DAY_MS
+        return self.traffic.elapsed(ts) if self.traffic_time else (ts % DAY_MS) / DAY_MS
 
     @staticmethod
     def _opening(pace: CampaignPace) -> float:
@@ -228,11 +229,11 @@ class Pacer:
         `request=False`: a re-plan as time passes, not a bid request (not traffic)."""
         pace = self.campaigns.get(campaign.campaign_id)
         if pace is None:
-            pace = self.campaigns[campaign.campaign_id] = self._new_pace()
+            pace = self.campaigns[campaign.campaign_id] = CampaignPace()
         day = ts // DAY_MS
         if day < pace.day:
             return pace.factor  # late spend of a past day does not count against today
-        traffic = pace.traffic
+        traffic = self.traffic
         if request or day > traffic.day:
             traffic.count(day, ts, 1.0 if request else 0.0)
         if day > pace.day:
@@ -301,7 +302,6 @@ class Pacer:
                 p.rate,
                 p.last_ts,
                 p.last_tau,
-                p.traffic.to_state(),
                 p.level_sum,
                 p.level_weight,
             ]
@@ -310,18 +310,17 @@ class Pacer:
 
     def load_state(self, s: dict[str, Any]) -> None:
         for c, values in s.items():
-            p = self.campaigns.get(c) or self.campaigns.setdefault(c, self._new_pace())
-            # Snapshots before issue 11 hold 3 fields, before traffic time 6.
+            p = self.campaigns.setdefault(c, CampaignPace())
+            # Snapshots before issue 11 hold 3 fields, before traffic time 6
+            # (the site's traffic profile is saved beside the campaigns).
             day, spend, factor, *rest = values
             p.day, p.spend, p.factor = int(day), float(spend), float(factor)
             if rest:
                 p.level, p.rate, p.last_ts = float(rest[0]), float(rest[1]), int(rest[2])
                 p.last_tau = (p.last_ts % DAY_MS) / DAY_MS
-            if len(rest) > 4:
+            if len(rest) > 5:
                 p.last_tau = float(rest[3])
-                p.traffic.load_state(rest[4])
-            if len(rest) > 6:
-                p.level_sum, p.level_weight = float(rest[5]), float(rest[6])
+                p.level_sum, p.level_weight = float(rest[4]), float(rest[5])
 
 
 class ValueAverage:

@@ -241,6 +241,7 @@ class SharedKnowledge:
                 revisits.observe(u.distance)
             elif isinstance(u, ItemSeen):
                 rec.observe_item(u.item, u.category, u.ts, u.weight)
+                self.pacer.activity(u.ts)
             elif isinstance(u, Example):
                 models.learn_one(u.kind, u.x, u.y, u.revenue, u.p, u.base)
             elif isinstance(u, Spend):
@@ -331,6 +332,7 @@ class SharedKnowledge:
             "segmenter": self.segmenter.to_state(),
             "recommender": self.recs.to_state(),
             "pacer": self.pacer.to_state(),
+            "traffic": self.pacer.traffic.to_state(),
             "values": self.values.means,
             "value_counts": self.values.counts,
             "costs": self.costs.means,
@@ -346,5 +348,7 @@ class SharedKnowledge:
         self.segmenter = Segmenter.from_state(s["segmenter"])
         self.recs.load_state(s["recommender"])
         self.pacer.load_state(s["pacer"])
+        if "traffic" in s:
+            self.pacer.traffic.load_state(s["traffic"])
         self.values.load_state(s["values"], s.get("value_counts"))
         self.costs.load_state(s["costs"], s.get("cost_counts"))

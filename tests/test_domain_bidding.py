@@ -254,15 +254,18 @@ def test_announcements_have_hysteresis() -> None:
 
 
 def test_pacer_state_round_trip() -> None:
-    """Pacing survives a snapshot through JSON: day, spend, factor, level, rate, the
-    traffic profile; a snapshot from before issue 11 (day, spend, factor) still loads."""
+    """Pacing survives a snapshot through JSON: day, spend, factor, level, rate, and
+    the site's traffic profile (saved beside it by the knowledge); a snapshot from
+    before issue 11 (day, spend, factor) still loads."""
     p = pacer()
     p.spend(campaign(), 0.0, NOON - DAY_MS)  # yesterday: a traffic profile to carry
     p.spend(campaign(), 0.0, NOON - HOUR)
     p.spend(campaign(), 150.0, NOON)
     q = pacer()
     q.load_state(orjson.loads(orjson.dumps(p.to_state())))
+    q.traffic.load_state(orjson.loads(orjson.dumps(p.traffic.to_state())))
     assert q.to_state() == p.to_state()
+    assert q.traffic.to_state() == p.traffic.to_state()
     assert q.spend(campaign(), 10.0, NOON + 1) == p.spend(campaign(), 10.0, NOON + 1)
     old = pacer()
     old.load_state({"c1": [NOON // DAY_MS, 150.0, 0.5]})
