@@ -86,6 +86,9 @@ class ReplayOptions:
     # True click / conversion probability per impression id (backtest/truth.py): the
     # bidding simulation then adds the oracle and expected clicks.
     truth: dict[str, tuple[float, float]] | None = None
+    # False: the engine is charged every impression's logged cost, as a live worker fed
+    # an ad server's log is, instead of only the simulated policy's wins (parity tests).
+    closed_loop: bool = True
 
 
 def engine_config(opts: ReplayOptions) -> EngineConfig:
@@ -319,7 +322,7 @@ def _replay(
                     )
                 )
                 paid = price if won else 0.0
-                if paid != ev.cost:
+                if opts.closed_loop and paid != ev.cost:
                     ev = msgspec.structs.replace(ev, cost=paid)
             result = runner.feed(topic, ev)
             labels += result.labels

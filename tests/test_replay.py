@@ -115,11 +115,15 @@ def test_invalid_lines_are_counted_by_reason(runs: list[Path]) -> None:
 
 
 def test_outputs_equal_a_plain_runner_with_the_default_top_k(
-    inputs: list[Path], runs: list[Path]
+    inputs: list[Path], tmp_path: Path
 ) -> None:
     # Parity: the replay runs top_k=20 for the @20 metrics but must write exactly
-    # what the live engine (top_k=10) sends, encoded as the live codec does.
+    # what the live engine (top_k=10) sends, encoded as the live codec does. Charged
+    # the logged costs (`closed_loop=False`), as the plain runner is: in its closed
+    # loop the replay charges only the impressions the simulated policy won.
     from online_models.outputs import encode_output
+
+    replay(inputs, tmp_path, ReplayOptions(bucket_ms=1_800_000, closed_loop=False))
 
     runner = Runner(EngineConfig(partitions=4))
     expected = []
@@ -128,7 +132,7 @@ def test_outputs_equal_a_plain_runner_with_the_default_top_k(
             runner.set_campaign(ev)
             continue
         expected += [encode_output(o) for o in runner.feed(topic, ev).outputs]
-    written = gzip.decompress((runs[0] / "outputs.jsonl.gz").read_bytes()).splitlines()
+    written = gzip.decompress((tmp_path / "outputs.jsonl.gz").read_bytes()).splitlines()
     assert written == expected
 
 
