@@ -89,7 +89,7 @@ class TrafficProfile:
     (0.495, 0.99)
     """
 
-    __slots__ = ("bins", "day", "decay", "prior", "today")
+    __slots__ = ("bins", "day", "decay", "prior", "starts", "today")
 
     def __init__(self, decay: float = 0.7, prior: float = 1.0) -> None:
         self.decay = decay
@@ -97,6 +97,19 @@ class TrafficProfile:
         self.day = -1
         self.bins = [0.0] * BINS  # completed days, decayed
         self.today = [0.0] * BINS
+        self.starts: list[float] = []  # share of the day's traffic before each hour
+        self._plan()
+
+    def _plan(self) -> None:
+        """The shares before each hour (and 1.0 at the end), from `bins`: they change
+        once a day, while `elapsed` is read at every impression."""
+        weights = [b + self.prior for b in self.bins]
+        total = sum(weights)
+        starts, acc = [0.0], 0.0
+        for w in weights:
+            acc += w
+            starts.append(acc / total)
+        self.starts = starts
 
     def count(self, day: int, ts: int, n: float = 1.0) -> None:
         """Count `n` bid requests at `ts` (of UTC day `day`; later days roll over)."""
@@ -106,6 +119,7 @@ class TrafficProfile:
                 self.bins = [
                     (self.decay * b + t) * keep for b, t in zip(self.bins, self.today, strict=True)
                 ]
+                self._plan()
             self.today = [0.0] * BINS
             self.day = day
         if day == self.day:
@@ -113,12 +127,9 @@ class TrafficProfile:
 
     def elapsed(self, ts: int) -> float:
         """Share of the day's expected traffic before `ts` (0 at midnight, 1 at the end)."""
-        into = ts % DAY_MS
-        hour, frac = divmod(into, HOUR_MS)
-        prior = self.prior
-        total = sum(self.bins) + prior * BINS
-        before = sum(self.bins[:hour]) + prior * hour
-        return (before + (self.bins[hour] + prior) * frac / HOUR_MS) / total
+        hour, frac = divmod(ts % DAY_MS, HOUR_MS)
+        before, after = self.starts[hour], self.starts[hour + 1]
+        return before + (after - before) * frac / HOUR_MS
 
     def to_state(self) -> list[Any]:
         return [self.day, [round(b, 4) for b in self.bins], [round(t, 4) for t in self.today]]
@@ -127,6 +138,7 @@ class TrafficProfile:
         self.day = int(s[0])
         self.bins = [float(b) for b in s[1]]
         self.today = [float(t) for t in s[2]]
+        self._plan()
 
 
 class CampaignPace:
