@@ -22,9 +22,9 @@ events, or handed to the engine by the replay; `budgets_from_prices`). Policies:
   perfectly by construction, a strong baseline;
 * **adjusted**: that constant bid x the engine's multiplier for the impression, x one
   scale per campaign and day found by bisection so that it spends what the constant
-  spends that day (`equal_spend_scale`); the engine's own pacing already lands its
-  spend on the budget (`closed_loop`, unscaled), the scale only removes what is
-  left of the difference;
+  spends that day, as close as one impression's price allows (`equal_spend_scale`);
+  the engine's own pacing already lands its spend on the budget (`closed_loop`,
+  unscaled), the scale only removes what is left of the difference;
 * **oracle** (when the true click probabilities are known, backtest/truth.py): bids in
   proportion to the true click probability, scaled per campaign and day to spend
   what the constant spends; the best any policy can do with clicks as the goal
@@ -231,44 +231,34 @@ def _thin(points: list[list[float]]) -> list[list[float]]:
     return out
 
 
-def _spend(
-    imps: Sequence[Impression],
-    bids: Sequence[float],
-    prices: Sequence[float],
-    budgets: Mapping[str, float],
-) -> float:
-    return sum(p for p, w in zip(prices, wins(imps, bids, prices, budgets), strict=True) if w)
+def equal_spend_scale(bids: Sequence[float], prices: Sequence[float], target: float) -> float:
+    """The scale at which `bids` would spend `target`, the budget aside: bisection on a
+    log scale, then whichever of the two scales around `target` spends closer to it
+    (spend moves in steps of one impression's price).
 
+    The budget aside, as the constant bid is found (the highest bid whose day's
+    spend stays within the budget): that spend grows with the scale, so the
+    bisection is sound. Spend under the budget does not: past the scale where the
+    budget binds, a larger scale spends the same budget earlier in the day on fewer,
+    dearer impressions, and a target just short of the budget can be out of reach.
+    Closest, not at least `target` x (1 - a tolerance): that would hand the scaled
+    policy up to the tolerance less spend than the policy it is compared with.
 
-def equal_spend_scale(
-    imps: Sequence[Impression],
-    bids: Sequence[float],
-    prices: Sequence[float],
-    budgets: Mapping[str, float],
-    target: float,
-    tolerance: float = 0.0,
-) -> float:
-    """1 when `bids` already spend `target` within `tolerance` (relative), else the
-    smallest scale at which `bids` x scale spend at least target x (1 - tolerance)
-    (bisection on a log scale). The smallest, because spend stops growing with the
-    scale once the budget binds: a larger scale spends the same budget earlier in
-    the day on worse impressions.
-
-    >>> imps = [Impression(t, f"i{t}", "u", "c", 0, 0, 1) for t in range(4)]
-    >>> s = equal_spend_scale(imps, [1, 2, 3, 4], [2.5] * 4, {"c": 10.0}, 5.0)
+    >>> s = equal_spend_scale([1, 2, 3, 4], [2.5] * 4, 5.0)
     >>> 2.5 / 3 <= s < 2.5 / 2      # wins the bids of 3 and 4 only
     True
+    >>> s = equal_spend_scale([1, 2, 3, 4], [2.5] * 4, 5.5)
+    >>> 2.5 / 3 <= s < 2.5 / 2      # 5.0 is closer to 5.5 than 7.5 is
+    True
     """
-    if target <= 0 or not imps or max(bids, default=0.0) <= 0:
+    if target <= 0 or max(bids, default=0.0) <= 0:
         return 1.0
 
     def spend_at(x: float) -> float:
         s = math.exp(x)
-        return _spend(imps, [b * s for b in bids], prices, budgets)
+        return sum(p for b, p in zip(bids, prices, strict=True) if b * s >= p)
 
-    enough = target * (1 - tolerance) - 1e-9
-    if tolerance > 0 and enough <= spend_at(0.0) <= target * (1 + tolerance) + 1e-9:
-        return 1.0
+    enough = target - 1e-9
     lo, hi = -1.0, 1.0
     while hi < 40 and spend_at(hi) < enough:
         lo, hi = hi, hi * 2
@@ -280,7 +270,8 @@ def equal_spend_scale(
             hi = mid
         else:
             lo = mid
-    return math.exp(hi)
+    over, under = spend_at(hi), spend_at(lo)
+    return math.exp(lo if target - under < over - target else hi)
 
 
 def _per_campaign(
@@ -296,18 +287,15 @@ def scaled_to_spend(
     imps: Sequence[Impression],
     bids: Sequence[float],
     prices: Sequence[float],
-    budgets: Mapping[str, float],
     targets: Mapping[Any, float],
     key: Callable[[Impression], Any],
-    tolerance: float = 0.0,
 ) -> tuple[list[float], dict[Any, float]]:
     """`bids` with one equal-spend scale per group (`key`: campaign or campaign-day)."""
     out = list(bids)
     scales: dict[Any, float] = {}
     for k, idx in sorted(_per_campaign(imps, key).items()):
-        sub = [imps[i] for i in idx]
         sb, sp = [bids[i] for i in idx], [prices[i] for i in idx]
-        s = scales[k] = equal_spend_scale(sub, sb, sp, budgets, targets.get(k, 0.0), tolerance)
+        s = scales[k] = equal_spend_scale(sb, sp, targets.get(k, 0.0))
         for i in idx:
             out[i] = bids[i] * s
     return out, scales
@@ -371,13 +359,10 @@ def simulate(
         ("policy_stream", [i.stream_multiplier for i in imps]),
     ):
         raw = [b * m for b, m in zip(base, mults, strict=True)]
-        bids, scales = scaled_to_spend(
-            imps, raw, prices, budgets, per_day, day_of, p.spend_tolerance
-        )
+        bids, scales = scaled_to_spend(imps, raw, prices, per_day, day_of)
         res = run_policy(imps, bids, prices, budgets, joined, orders, p, truth).summary()
         values = sorted(scales.values())
         res["equal_spend_scale"] = {
-            "unscaled_days": sum(v == 1.0 for v in values),
             "days": len(values),
             "p10": round(values[len(values) // 10], 6),
             "median": round(values[len(values) // 2], 6),
@@ -394,11 +379,11 @@ def simulate(
         ).summary()
     if truth is not None:
         pc = [truth.get(i.impression_id, (0.0, 0.0))[0] for i in imps]
-        bids, _ = scaled_to_spend(imps, pc, prices, budgets, per_day, day_of, p.spend_tolerance)
+        bids, _ = scaled_to_spend(imps, pc, prices, per_day, day_of)
         out["oracle"] = run_policy(imps, bids, prices, budgets, joined, orders, p, truth).summary()
         out["oracle"]["bids"] = "proportional to the true click probability"
         pv = [pc[n] * truth.get(i.impression_id, (0.0, 0.0))[1] for n, i in enumerate(imps)]
-        bids, _ = scaled_to_spend(imps, pv, prices, budgets, per_day, day_of, p.spend_tolerance)
+        bids, _ = scaled_to_spend(imps, pv, prices, per_day, day_of)
         out["oracle_value"] = run_policy(
             imps, bids, prices, budgets, joined, orders, p, truth
         ).summary()

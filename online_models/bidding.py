@@ -146,6 +146,7 @@ class CampaignPace:
 
     __slots__ = (
         "day",
+        "days",
         "factor",
         "last_tau",
         "last_ts",
@@ -158,6 +159,7 @@ class CampaignPace:
 
     def __init__(self) -> None:
         self.day = -1
+        self.days = 0  # today and the days on budget right before it (gain schedule)
         self.spend = 0.0
         self.factor = 1.0
         self.level = 0.0  # integral term, ln of the factor the campaign needs on plan
@@ -197,8 +199,12 @@ class Pacer:
         window_ms: int = 2 * HOUR_MS,
         traffic_time: bool = True,
         traffic_decay: float = 0.7,
+        settle: float = 1.0,
+        settle_within: float = 0.02,
     ) -> None:
         self.gain = gain
+        self.settle = settle
+        self.settle_within = settle_within
         self.traffic_time = traffic_time
         self.traffic = TrafficProfile(traffic_decay)
         self.low = max(low, 1e-3)
@@ -249,6 +255,13 @@ class Pacer:
         if request or day > traffic.day:
             traffic.count(day, ts, 1.0 if request else 0.0)
         if day > pace.day:
+            # Settled only after days that ended on their budget (and back to full
+            # gains after one that did not: the level it opens at is not yet learned).
+            budget = campaign.daily_budget
+            landed = pace.day == day - 1 and (
+                abs(pace.spend - budget) <= self.settle_within * budget
+            )
+            pace.days = pace.days + 1 if landed else 1
             pace.level = self._opening(pace)
             pace.level_sum = pace.level_weight = 0.0
             pace.day, pace.spend, pace.rate = day, 0.0, -1.0
@@ -275,10 +288,11 @@ class Pacer:
         actual = max(pace.rate, required * math.exp(-MAX_ERROR))
         error = min(max(math.log(required / actual), -MAX_ERROR), MAX_ERROR)
         lo, hi = math.log(self.low), math.log(self.high)
-        pace.level = min(max(pace.level + self.integral * error * dt / HOUR_MS, lo), hi)
+        k = max(self.settle, 1.0 / max(pace.days, 1))  # 1, 1/2, 1/3, ... down to settle
+        pace.level = min(max(pace.level + k * self.integral * error * dt / HOUR_MS, lo), hi)
         pace.level_sum += pace.level * dt
         pace.level_weight += dt
-        pace.factor = self._bounded(pace.level + self.gain * error)
+        pace.factor = self._bounded(pace.level + k * self.gain * error)
         return pace.factor
 
     def spend_ratio(self, campaign: Campaign, ts: int) -> float:
@@ -316,6 +330,7 @@ class Pacer:
                 p.last_tau,
                 p.level_sum,
                 p.level_weight,
+                p.days,
             ]
             for c, p in self.campaigns.items()
         }
@@ -333,6 +348,8 @@ class Pacer:
             if len(rest) > 5:
                 p.last_tau = float(rest[3])
                 p.level_sum, p.level_weight = float(rest[4]), float(rest[5])
+            # Before `settle`: a campaign with a day on record counts as settled.
+            p.days = int(rest[6]) if len(rest) > 6 else (2 if p.day >= 0 else 0)
 
 
 class ValueAverage:

@@ -97,13 +97,18 @@ class EngineConfig:
     campaign_active_ms: int = HOUR_MS
     bid_ttl_s: int = 900
     # Pacing: PI controller on ln(required / actual spend rate), see online_models/bidding.py.
-    pacing_gain: float = 0.5
-    pacing_integral: float = 0.3  # per hour of event time
+    # Gains at full; divided by 1 + the days in a row before today that ended on budget,
+    # down to pacing_settle x (a flat bid buys the most for its spend; bidding.py).
+    pacing_gain: float = 0.2
+    pacing_integral: float = 0.1  # per hour of event time
     pacing_window_ms: int = 2 * HOUR_MS  # time constant of the actual spend rate
     pacing_min: float = 0.1  # > 0: a campaign with budget left keeps bidding
     pacing_max: float = 4.0
     pacing_traffic_time: int = 1  # 1: plan in traffic time (hour-of-day profile); 0: clock
     pacing_traffic_decay: float = 0.7  # weight of each earlier day in that profile
+    pacing_settle: float = 0.25  # the floor of that division
+    pacing_settle_within: float = 0.03  # a day on budget: spend within this of it (under
+    # the pacing goal of 5 %)
     # The revenue model's prediction is used once it has learned this many orders
     # (click and conversion models: the health gate below).
     value_min_positives: int = 30

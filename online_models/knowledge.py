@@ -189,6 +189,8 @@ class SharedKnowledge:
             cfg.pacing_window_ms,
             bool(cfg.pacing_traffic_time),
             cfg.pacing_traffic_decay,
+            settle=cfg.pacing_settle,
+            settle_within=cfg.pacing_settle_within,
         )
         self.values = ValueAverage(cfg.value_average_alpha)
         self.costs = ValueAverage()
