@@ -31,6 +31,10 @@ them would feed the pacer its own past decisions.
   day's last hours chase the last of its budget with a steep required rate).
   Anti-windup: `level` is clamped to [ln low, ln high], so a controller held at a
   bound recovers as soon as the error changes sign.
+* **gains**: divided by 1 + the days in a row before today that ended on budget,
+  down to `settle` (a learned level leaves noise to correct, and a flat bid buys the
+  most for its spend), and multiplied by `boost` while today's spend is far off the
+  even line (see `Pacer`).
 * The factor is bounded to [low, high] with low > 0, so it is **0 only when today's
   budget is spent** (or the campaign is inactive); an idle or far-ahead campaign
   still bids, lower.
@@ -66,6 +70,7 @@ DAY_MS = 86_400_000
 MIN_REMAINING_MS = HOUR_MS // 2
 BINS = 24  # hours of the day in a traffic profile
 MAX_ERROR = 2.0  # ln(required / actual) beyond +-2 (7x) says no more than 7x does
+BOOST_FROM = 0.05  # share of the day's traffic before spend-to-date is judged
 
 
 def clip_multiplier(value: float, average: float, campaign: Campaign) -> float:
@@ -201,7 +206,11 @@ class Pacer:
         traffic_decay: float = 0.7,
         settle: float = 1.0,
         settle_within: float = 0.02,
+        boost: float = 1.0,
+        boost_band: float = 0.25,
     ) -> None:
+        self.boost = boost
+        self.boost_band = boost_band
         self.gain = gain
         self.settle = settle
         self.settle_within = settle_within
@@ -289,6 +298,10 @@ class Pacer:
         error = min(max(math.log(required / actual), -MAX_ERROR), MAX_ERROR)
         lo, hi = math.log(self.low), math.log(self.high)
         k = max(self.settle, 1.0 / max(pace.days, 1))  # 1, 1/2, 1/3, ... down to settle
+        if self.boost > 1 and tau >= BOOST_FROM:
+            off = abs(math.log(max(pace.spend, 1e-12) / (budget * tau)))
+            if off > self.boost_band:  # far off the even line: not noise, correct fast
+                k = self.boost
         pace.level = min(max(pace.level + k * self.integral * error * dt / HOUR_MS, lo), hi)
         pace.level_sum += pace.level * dt
         pace.level_weight += dt
