@@ -33,8 +33,8 @@ them would feed the pacer its own past decisions.
   bound recovers as soon as the error changes sign.
 * **gains**: divided by 1 + the days in a row before today that ended on budget,
   down to `settle` (a learned level leaves noise to correct, and a flat bid buys the
-  most for its spend), and multiplied by `boost` while today's spend is far off the
-  even line (see `Pacer`).
+  most for its spend), and multiplied by `boost` (off by default) while today's
+  spend is far off the even line (see `Pacer`).
 * The factor is bounded to [low, high] with low > 0, so it is **0 only when today's
   budget is spent** (or the campaign is inactive); an idle or far-ahead campaign
   still bids, lower.
