@@ -21,7 +21,7 @@ events, or handed to the engine by the replay; `budgets_from_prices`). Policies:
   within the budget, found in hindsight (`constant_bid_for_budget`): it paces
   perfectly by construction, a strong baseline;
 * **adjusted**: that constant bid x the engine's multiplier for the impression, x one
-  scale per campaign and day found by bisection so that it spends what the constant
+  scale per campaign and day so that it spends what the constant
   spends that day, as close as one impression's price allows (`equal_spend_scale`);
   the engine's own pacing already lands its spend on the budget (`closed_loop`,
   unscaled), the scale only removes what is left of the difference;
@@ -53,11 +53,11 @@ from backtest.market import (
     constant_bids,
     market_price,
     price_model,
+    spend_steps,
 )
 
 DAY_MS = 86_400_000
 CURVE_POINTS = 50
-BISECTIONS = 40
 
 
 @dataclass
@@ -232,17 +232,19 @@ def _thin(points: list[list[float]]) -> list[list[float]]:
 
 
 def equal_spend_scale(bids: Sequence[float], prices: Sequence[float], target: float) -> float:
-    """The scale at which `bids` would spend `target`, the budget aside: bisection on a
-    log scale, then whichever of the two scales around `target` spends closer to it
-    (spend moves in steps of one impression's price).
+    """The scale at which `bids` would spend `target`, the budget aside, to the
+    closest impression: bids x s win exactly the impressions whose price / bid <= s,
+    so the spend at every scale is read off those ratios in order (`spend_steps`, as
+    the constant bid is found), and the step closest to `target` is taken (on a tie,
+    the one above it).
 
     The budget aside, as the constant bid is found (the highest bid whose day's
-    spend stays within the budget): that spend grows with the scale, so the
-    bisection is sound. Spend under the budget does not: past the scale where the
-    budget binds, a larger scale spends the same budget earlier in the day on fewer,
-    dearer impressions, and a target just short of the budget can be out of reach.
-    Closest, not at least `target` x (1 - a tolerance): that would hand the scaled
-    policy up to the tolerance less spend than the policy it is compared with.
+    spend stays within the budget): that spend grows with the scale. Spend under the
+    budget does not: past the scale where the budget binds, a larger scale spends the
+    same budget earlier in the day on fewer, dearer impressions, and a target just
+    short of the budget can be out of reach. Closest, not at least `target` x (1 - a
+    tolerance): that would hand the scaled policy up to the tolerance less spend than
+    the policy it is compared with.
 
     >>> s = equal_spend_scale([1, 2, 3, 4], [2.5] * 4, 5.0)
     >>> 2.5 / 3 <= s < 2.5 / 2      # wins the bids of 3 and 4 only
@@ -253,25 +255,14 @@ def equal_spend_scale(bids: Sequence[float], prices: Sequence[float], target: fl
     """
     if target <= 0 or max(bids, default=0.0) <= 0:
         return 1.0
-
-    def spend_at(x: float) -> float:
-        s = math.exp(x)
-        return sum(p for b, p in zip(bids, prices, strict=True) if b * s >= p)
-
-    enough = target - 1e-9
-    lo, hi = -1.0, 1.0
-    while hi < 40 and spend_at(hi) < enough:
-        lo, hi = hi, hi * 2
-    while lo > -40 and spend_at(lo) >= enough:
-        lo, hi = lo * 2, lo
-    for _ in range(BISECTIONS):
-        mid = (lo + hi) / 2
-        if spend_at(mid) >= enough:
-            hi = mid
-        else:
-            lo = mid
-    over, under = spend_at(hi), spend_at(lo)
-    return math.exp(lo if target - under < over - target else hi)
+    steps = spend_steps((p / b, p) for b, p in zip(bids, prices, strict=True) if b > 0)
+    scale, gap = 0.0, target  # a scale of 0 wins nothing (every price is > 0)
+    for ratio, spent in steps:
+        if abs(spent - target) <= gap:
+            scale, gap = ratio, abs(spent - target)
+        if spent >= target:
+            break
+    return scale * (1 + 1e-9)  # b x (p / b) can round below p
 
 
 def _per_campaign(

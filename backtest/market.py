@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, NamedTuple
@@ -98,6 +98,23 @@ def budgets_from_prices(
     return {c: round(fraction * sum(v) / len(v), 6) for c, v in sorted(totals.items())}
 
 
+def spend_steps(pairs: Iterable[tuple[float, float]]) -> Iterator[tuple[float, float]]:
+    """(threshold, spend) pairs sorted by threshold -> (threshold, cumulative spend) at
+    the end of each run of equal thresholds: what a policy winning every impression
+    whose threshold is <= t spends, for each t where that changes (ties are won
+    together). The constant bid and the equal-spend scale are both read off it.
+
+    >>> list(spend_steps([(0.2, 0.2), (0.1, 0.1), (0.2, 0.2)]))
+    [(0.1, 0.1), (0.2, 0.5)]
+    """
+    ordered = sorted(pairs)
+    total = 0.0
+    for i, (threshold, spend) in enumerate(ordered):
+        total += spend
+        if i + 1 == len(ordered) or ordered[i + 1][0] > threshold:
+            yield threshold, total
+
+
 def constant_bid_for_budget(prices: Sequence[float], budget: float) -> float:
     """The highest constant bid whose total spend (all prices <= bid) stays <= budget.
 
@@ -106,15 +123,11 @@ def constant_bid_for_budget(prices: Sequence[float], budget: float) -> float:
     >>> constant_bid_for_budget([0.3], 0.1)
     0.0
     """
-    bid, total = 0.0, 0.0
-    ordered = sorted(prices)
-    for i, price in enumerate(ordered):
-        total += price
+    bid = 0.0
+    for price, total in spend_steps((p, p) for p in prices):
         if total > budget + 1e-12:
             break
-        # Ties must fit together: a bid of `price` wins every impression priced at it.
-        if i + 1 == len(ordered) or ordered[i + 1] > price:
-            bid = price
+        bid = price
     return bid
 
 

@@ -33,8 +33,7 @@ them would feed the pacer its own past decisions.
   bound recovers as soon as the error changes sign.
 * **gains**: divided by 1 + the days in a row before today that ended on budget,
   down to `settle` (a learned level leaves noise to correct, and a flat bid buys the
-  most for its spend), and multiplied by `boost` (off by default) while today's
-  spend is far off the even line (see `Pacer`).
+  most for its spend; see `Pacer`).
 * The factor is bounded to [low, high] with low > 0, so it is **0 only when today's
   budget is spent** (or the campaign is inactive); an idle or far-ahead campaign
   still bids, lower.
@@ -70,7 +69,6 @@ DAY_MS = 86_400_000
 MIN_REMAINING_MS = HOUR_MS // 2
 BINS = 24  # hours of the day in a traffic profile
 MAX_ERROR = 2.0  # ln(required / actual) beyond +-2 (7x) says no more than 7x does
-BOOST_FROM = 0.05  # share of the day's traffic before spend-to-date is judged
 
 
 def clip_multiplier(value: float, average: float, campaign: Campaign) -> float:
@@ -193,6 +191,15 @@ class Pacer:
         whatever the traffic; kept to measure what traffic time is worth).
     traffic_decay
         Weight of each earlier day in the site's hour-of-day traffic profile.
+    settle, settle_within
+        Both gains are divided by 1 + the number of days in a row, right before
+        today, whose spend ended within `settle_within` (relative) of the budget
+        (1, 1/2, 1/3, ...), down to `settle`. After such days the day opens at a
+        level that works, so what is left to correct is mostly noise in the spend
+        rate; and when nothing ranks the impressions, one flat bid all day buys the
+        most for the spend, so every wobble of the factor costs impressions. A day
+        that misses its budget (a market that moved, a level still being learned)
+        puts the gains back to full.
     """
 
     def __init__(
@@ -206,11 +213,7 @@ class Pacer:
         traffic_decay: float = 0.7,
         settle: float = 1.0,
         settle_within: float = 0.02,
-        boost: float = 1.0,
-        boost_band: float = 0.25,
     ) -> None:
-        self.boost = boost
-        self.boost_band = boost_band
         self.gain = gain
         self.settle = settle
         self.settle_within = settle_within
@@ -263,10 +266,10 @@ class Pacer:
         traffic = self.traffic
         if request or day > traffic.day:
             traffic.count(day, ts, 1.0 if request else 0.0)
+        budget = campaign.daily_budget
         if day > pace.day:
             # Settled only after days that ended on their budget (and back to full
             # gains after one that did not: the level it opens at is not yet learned).
-            budget = campaign.daily_budget
             landed = pace.day == day - 1 and (
                 abs(pace.spend - budget) <= self.settle_within * budget
             )
@@ -276,7 +279,6 @@ class Pacer:
             pace.day, pace.spend, pace.rate = day, 0.0, -1.0
             pace.last_ts, pace.last_tau = day * DAY_MS, 0.0
         pace.spend += cost
-        budget = campaign.daily_budget
         left = budget - pace.spend
         if not campaign.active or left <= 0:
             pace.factor = 0.0
@@ -298,10 +300,6 @@ class Pacer:
         error = min(max(math.log(required / actual), -MAX_ERROR), MAX_ERROR)
         lo, hi = math.log(self.low), math.log(self.high)
         k = max(self.settle, 1.0 / max(pace.days, 1))  # 1, 1/2, 1/3, ... down to settle
-        if self.boost > 1 and tau >= BOOST_FROM:
-            off = abs(math.log(max(pace.spend, 1e-12) / (budget * tau)))
-            if off > self.boost_band:  # far off the even line: not noise, correct fast
-                k = self.boost
         pace.level = min(max(pace.level + k * self.integral * error * dt / HOUR_MS, lo), hi)
         pace.level_sum += pace.level * dt
         pace.level_weight += dt

@@ -109,11 +109,6 @@ class EngineConfig:
     pacing_settle: float = 0.25  # the floor of that division
     pacing_settle_within: float = 0.03  # a day on budget: spend within this of it (under
     # the pacing goal of 5 %)
-    # Both gains x pacing_boost (instead of the schedule) while today's spend is more
-    # than pacing_boost_band (ln) off the even line. Off (1.0): at 2.5 the switch made
-    # the live worker's factors depend on its read order (tests/test_parity.py).
-    pacing_boost: float = 1.0
-    pacing_boost_band: float = 0.4
     # The revenue model's prediction is used once it has learned this many orders
     # (click and conversion models: the health gate below).
     value_min_positives: int = 30

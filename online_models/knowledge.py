@@ -191,8 +191,6 @@ class SharedKnowledge:
             cfg.pacing_traffic_decay,
             settle=cfg.pacing_settle,
             settle_within=cfg.pacing_settle_within,
-            boost=cfg.pacing_boost,
-            boost_band=cfg.pacing_boost_band,
         )
         self.values = ValueAverage(cfg.value_average_alpha)
         self.costs = ValueAverage()
