@@ -266,6 +266,7 @@ def malformed_inputs() -> list[tuple[str, bytes, str]]:
         ("clickstream", _json({**view, "ts": 86_400}), "bad_timestamp"),
         ("clickstream", _json({**view, "query": "x" * 70_000}), "oversized"),
         ("orders", _json({**order, "items": [line] * 501}), "too_many_items"),
+        ("clickstream", _json({**view, "price": 1e10}), "out_of_range"),
         ("orders", pickle.dumps(order), "pickle_payload"),
         ("clickstream", b"", "empty_value"),
         (

@@ -72,8 +72,17 @@ MAX_ERROR = 2.0  # ln(required / actual) beyond +-2 (7x) says no more than 7x do
 
 
 def clip_multiplier(value: float, average: float, campaign: Campaign) -> float:
-    """Value relative to the campaign's average value, clipped to the campaign's range."""
-    raw = value / average if average > 0 else 1.0
+    """Value relative to the campaign's average value, clipped to the campaign's range;
+    neutral (1.0, clipped) when either is not a finite positive number: min/max pass a
+    NaN through, and one NaN here once reached a bid and the user's stored state.
+
+    >>> c = Campaign(campaign_id="c")
+    >>> [clip_multiplier(v, a, c) for v, a in ((1.0, 5e-324), (float("nan"), 1.0), (1.0, 0.0))]
+    [3.0, 1.0, 1.0]
+    """
+    raw = value / average if average > 0 and math.isfinite(average) else 1.0
+    if math.isnan(raw):
+        raw = 1.0
     return min(max(raw, campaign.min_multiplier), campaign.max_multiplier)
 
 
@@ -278,6 +287,10 @@ class Pacer:
             pace.level_sum = pace.level_weight = 0.0
             pace.day, pace.spend, pace.rate = day, 0.0, -1.0
             pace.last_ts, pace.last_tau = day * DAY_MS, 0.0
+        if not 0.0 <= cost <= budget + pace.spend + 1.0:
+            # Decoded costs are bounded (online_models/events.py); this keeps one from
+            # code, or past the budget, from stretching the controller's arithmetic.
+            cost = min(max(cost, 0.0), budget + 1.0) if math.isfinite(cost) else 0.0
         pace.spend += cost
         left = budget - pace.spend
         if not campaign.active or left <= 0:
@@ -348,19 +361,33 @@ class Pacer:
 
     def load_state(self, s: dict[str, Any]) -> None:
         for c, values in s.items():
-            p = self.campaigns.setdefault(c, CampaignPace())
-            # Snapshots before issue 11 hold 3 fields, before traffic time 6
-            # (the site's traffic profile is saved beside the campaigns).
-            day, spend, factor, *rest = values
-            p.day, p.spend, p.factor = int(day), float(spend), float(factor)
-            if rest:
-                p.level, p.rate, p.last_ts = float(rest[0]), float(rest[1]), int(rest[2])
-                p.last_tau = (p.last_ts % DAY_MS) / DAY_MS
-            if len(rest) > 5:
-                p.last_tau = float(rest[3])
-                p.level_sum, p.level_weight = float(rest[4]), float(rest[5])
-            # Before `settle`: a campaign with a day on record counts as settled.
-            p.days = int(rest[6]) if len(rest) > 6 else (2 if p.day >= 0 else 0)
+            # One campaign whose pacing does not read back (a NaN saved as null by an
+            # older version) starts its pacing afresh; the others keep theirs.
+            try:
+                pace = _read_pace(values)
+            except (TypeError, ValueError):
+                self.campaigns.pop(c, None)
+                continue
+            self.campaigns[c] = pace
+
+
+def _read_pace(values: list[Any]) -> CampaignPace:
+    p = CampaignPace()
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        raise ValueError("pacing state holds a value that is not a finite number")
+    # Snapshots before issue 11 hold 3 fields, before traffic time 6
+    # (the site's traffic profile is saved beside the campaigns).
+    day, spend, factor, *rest = values
+    p.day, p.spend, p.factor = int(day), float(spend), float(factor)
+    if rest:
+        p.level, p.rate, p.last_ts = float(rest[0]), float(rest[1]), int(rest[2])
+        p.last_tau = (p.last_ts % DAY_MS) / DAY_MS
+    if len(rest) > 5:
+        p.last_tau = float(rest[3])
+        p.level_sum, p.level_weight = float(rest[4]), float(rest[5])
+    # Before `settle`: a campaign with a day on record counts as settled.
+    p.days = int(rest[6]) if len(rest) > 6 else (2 if p.day >= 0 else 0)
+    return p
 
 
 class ValueAverage:
@@ -379,6 +406,9 @@ class ValueAverage:
         self.counts: dict[str, int] = {}
 
     def update(self, campaign_id: str, value: float) -> float:
+        """Fold `value` in; a non-finite one is ignored (one NaN would stay for good)."""
+        if not math.isfinite(value):
+            return self.means.get(campaign_id, 0.0)
         n = self.counts.get(campaign_id, 0) + 1
         self.counts[campaign_id] = n
         mean = self.means.get(campaign_id, 0.0)
@@ -389,9 +419,24 @@ class ValueAverage:
     def load_state(self, means: dict[str, Any], counts: dict[str, Any] | None) -> None:
         """Means and counts as saved; without counts (snapshots before they were kept)
         every mean is taken as warmed up."""
-        self.means = {str(k): float(v) for k, v in means.items()}
+        # One unreadable entry (a NaN saved as null by an older version) costs that
+        # campaign's average, not the others'.
+        self.means = {str(k): float(v) for k, v in means.items() if _finite(v)}
         if counts is None:
             warm = int(1 / self.alpha) + 1 if self.alpha > 0 else 1
             self.counts = dict.fromkeys(self.means, warm)
         else:
-            self.counts = {str(k): int(v) for k, v in counts.items()}
+            self.counts = {
+                str(k): int(v) for k, v in counts.items() if str(k) in self.means and _finite(v)
+            }
+            for k in self.means.keys() - self.counts.keys():
+                self.counts[k] = 1
+
+    def forget(self, campaign_id: str) -> None:
+        """Start the campaign's average afresh (its settings changed, or it expired)."""
+        self.means.pop(campaign_id, None)
+        self.counts.pop(campaign_id, None)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)

@@ -121,6 +121,15 @@ class EngineConfig:
     # How late (event time) knowledge updates become visible to the partitions: 0 in
     # one process; the replay sets it to model updates travelling between workers.
     knowledge_delay_ms: int = 0
+    # Campaigns (issue 17): every structure keyed by a campaign id (pacer, value and
+    # cost averages, announced pacing) holds at most max_campaigns known from the
+    # campaigns topic plus max_unknown_campaigns first seen in impressions (they get
+    # the defaults); impressions of further unknown ones are dead-lettered as
+    # `unknown_campaign`. An unknown campaign without impressions for
+    # unknown_campaign_idle_ms of event time is forgotten, freeing its place.
+    max_campaigns: int = 10_000
+    max_unknown_campaigns: int = 64
+    unknown_campaign_idle_ms: int = 2 * DAY_MS
 
     def with_overrides(self, overrides: dict[str, Any]) -> EngineConfig:
         """Override fields by name, coercing to each field's type (used by settings)."""

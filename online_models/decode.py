@@ -66,6 +66,7 @@ REASONS: Final = (
     "negative_value",
     "bad_timestamp",
     "too_many_items",
+    "out_of_range",
     "invalid_value",
 )
 
@@ -164,7 +165,11 @@ _RULES: Final = (
     (re.compile(r"Invalid enum value|Expected `str` matching|literal", re.I), "unknown_type"),
     (re.compile(r"timestamp|time zone", re.I), "bad_timestamp"),
     (re.compile(r"too many items"), "too_many_items"),
-    (re.compile(r"must be within 0|must be positive|must not be negative"), "negative_value"),
+    (re.compile(r"must be within 0\.\.|must be positive|must not be negative"), "negative_value"),
+    # The types' bounds (online_models/events.py): below 0 (or 1 for a count) is a
+    # negative value; any other bound, e.g. a ROAS target of 5e-324, is out of range.
+    (re.compile(r"^Expected `\w+` >= [01](\.0)? "), "negative_value"),
+    (re.compile(r"^Expected `\w+` [<>]=? |must be within"), "out_of_range"),
     (re.compile(r"^Expected `"), "wrong_type"),
 )
 

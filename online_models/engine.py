@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from online_models.attribution import Attribution, Label, Pending
@@ -45,9 +45,11 @@ from online_models.knowledge import (
     Update,
 )
 from online_models.outputs import (
+    Origin,
     Output,
     Recommendation,
     RecommendedItem,
+    origin_of,
     stable_id,
 )
 from online_models.profile import apply_click, apply_impression, apply_order
@@ -61,6 +63,12 @@ BID_TRIGGERS = frozenset({"ad_click", "add_to_cart", "click", "wishlist"})
 ITEM_WEIGHTS = {"view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0}
 ORDER_ITEM_WEIGHT = 5.0
 REC_TIMES_KEPT = 4
+# Why the engine refuses an event outright (`Result.refused`, the dead-letter reason).
+REFUSALS = {
+    "future_timestamp": "event time too far ahead of the partition's time and the clock",
+    "unknown_campaign": "campaign not on the campaigns topic, and max_unknown_campaigns"
+    " unknown ones are held already",
+}
 
 
 class Result:
@@ -117,7 +125,7 @@ class PartitionEngine(Bidding):
         self,
         cfg: EngineConfig,
         partition: int,
-        campaigns: Mapping[str, Campaign] | None = None,
+        campaigns: MutableMapping[str, Campaign] | None = None,
         knowledge: SharedKnowledge | None = None,
         now_getter: Callable[[], int] | None = None,
     ) -> None:
@@ -125,7 +133,7 @@ class PartitionEngine(Bidding):
         self.now_getter = now_getter
         self._future_run = 0
         self.partition = partition
-        self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
+        self.campaigns: MutableMapping[str, Campaign] = campaigns if campaigns is not None else {}
         self.owns_knowledge = knowledge is None
         self.knowledge = (
             knowledge if knowledge is not None else SharedKnowledge(cfg, self.campaigns)
@@ -173,6 +181,10 @@ class PartitionEngine(Bidding):
         user = ev.user_id
         if self._from_future(ev.ts):
             return Result(state or UserState.new(user), [], [], refused="future_timestamp")
+        if isinstance(ev, AdImpression) and not self.knowledge.admits(ev.campaign_id, ev.ts):
+            # Bounded state under hostile input: a campaign id is admitted only when
+            # known from the campaigns topic or while few unknown ones are held.
+            return Result(state or UserState.new(user), [], [], refused="unknown_campaign")
         if state is None:
             state = UserState.new(user)
         elif offset is not None and already_applied(state, source, offset):
@@ -183,7 +195,7 @@ class PartitionEngine(Bidding):
         self.attribution.observe(ev.ts)
         outputs: list[Output] = []
         updates: list[Update] = []
-        source_id = f"{source}:{ev.event_id}"
+        source_id = origin_of(source, ev)
         reprice = True
         if isinstance(ev, ClickEvent):
             labels = self._click(ev, state, updates)
@@ -281,7 +293,7 @@ class PartitionEngine(Bidding):
         self,
         ev: AdImpression,
         state: UserState,
-        source_id: str,
+        source_id: Origin,
         outputs: list[Output],
         updates: list[Update],
     ) -> list[Label]:
@@ -324,7 +336,12 @@ class PartitionEngine(Bidding):
         )
 
     def _recommend(
-        self, state: UserState, ts: int, source_id: str, outputs: list[Output], current: str | None
+        self,
+        state: UserState,
+        ts: int,
+        source_id: Origin,
+        outputs: list[Output],
+        current: str | None,
     ) -> None:
         times = state.rec_times
         if any(ts - self.cfg.rec_interval_ms < t <= ts for t in times) or (
@@ -338,13 +355,13 @@ class PartitionEngine(Bidding):
         del state.rec_times[:-REC_TIMES_KEPT]
         outputs.append(
             Recommendation(
-                event_id=stable_id("rec", source_id),
+                event_id=stable_id("rec", source_id.seed),
                 ts=ts,
                 user_id=state.profile.user_id,
                 items=items,
                 strategy=strategy,
                 model_version=self.knowledge.version(),
-                source_event_id=source_id,
+                source_event_id=source_id.event_id,
             )
         )
 

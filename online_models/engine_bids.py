@@ -5,6 +5,7 @@ its files stay small; everything it reads is declared below."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,10 +15,23 @@ from online_models.events import AdImpression, Campaign
 from online_models.features import feature_name, impression_features
 from online_models.knowledge import BidValue, SharedKnowledge, Update
 from online_models.models import OnlineLogistic
-from online_models.outputs import BidAdjustment, FeatureContribution, Output, stable_id
+from online_models.outputs import BidAdjustment, FeatureContribution, Origin, Output, stable_id
 from online_models.state import UserState
 
 TOP_FEATURES = 3  # feature contributions named in each bid adjustment
+
+
+def _roas(value: float, cost: float) -> float | None:
+    """Expected return on the campaign's mean cost; None when it is not a finite number
+    (a mean cost of 5e-324 is a valid input and would make it inf).
+
+    >>> _roas(2.0, 4.0), _roas(1.0, 5e-324), _roas(1.0, 0.0)
+    (0.5, None, None)
+    """
+    if cost <= 0:
+        return None
+    roas = value / cost
+    return round(roas, 6) if math.isfinite(roas) else None
 
 
 class Bidding:
@@ -61,6 +75,10 @@ class Bidding:
         if campaign.objective == "value":
             rev = revenue if knowledge.trusted("revenue") else knowledge.mean_revenue()
             value *= rev / campaign.target_roas
+        if not math.isfinite(value) or value < 0:
+            # Unreachable with decoded campaigns (bounded ROAS); kept so that no value
+            # computed from a campaign built in code can reach a bid or an average.
+            return p_click, p_conv, revenue, 0.0, 1.0, True, x
         average = knowledge.value_average(campaign.campaign_id)
         mult = clip_multiplier(value, value if average is None else average, campaign)
         return p_click, p_conv, revenue, value, mult, False, x
@@ -79,7 +97,7 @@ class Bidding:
         self,
         state: UserState,
         ts: int,
-        source_id: str,
+        source_id: Origin,
         outputs: list[Output],
         updates: list[Update],
     ) -> None:
@@ -89,6 +107,8 @@ class Bidding:
         for campaign_id, (last_ts, placement, device, region) in sorted(state.campaigns.items()):
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
                 continue
+            if not knowledge.holds_campaign(campaign_id):
+                continue  # an unknown campaign forgotten since (bounded state)
             campaign = self.campaign(campaign_id)
             # A factor that moved without an impression of the campaign (a new day
             # after an exhausted one) is announced by the next event that re-prices it.
@@ -112,7 +132,7 @@ class Bidding:
             reason = "model_gated" if gated else "new" if previous is None else "value_moved"
             outputs.append(
                 BidAdjustment(
-                    event_id=stable_id("bid", source_id, campaign_id),
+                    event_id=stable_id("bid", source_id.seed, campaign_id),
                     ts=ts,
                     user_id=p.user_id,
                     campaign_id=campaign_id,
@@ -120,14 +140,14 @@ class Bidding:
                     p_click=round(p_click, 6),
                     p_conversion=round(p_conv, 6),
                     expected_revenue=round(revenue, 4),
-                    expected_roas=round(p_click * p_conv * revenue / cost, 6) if cost > 0 else None,
+                    expected_roas=_roas(p_click * p_conv * revenue, cost),
                     pacing_factor=pacing,
                     reason=reason,
                     top_features=self._explain(x, names, kept_out, campaign),
                     gated=sorted(kept_out),
                     ttl_s=self.cfg.bid_ttl_s,
                     model_version=knowledge.version(),
-                    source_event_id=source_id,
+                    source_event_id=source_id.event_id,
                     shard=self.partition,
                     shards=self.cfg.partitions,
                 )
@@ -159,7 +179,7 @@ class Bidding:
         ]
 
     def _announce_pacing(
-        self, campaign: Campaign, ts: int, source_id: str, outputs: list[Output]
+        self, campaign: Campaign, ts: int, source_id: Origin, outputs: list[Output]
     ) -> None:
         """Emit the campaign-wide pacing factor when it moved since this partition last
         announced it (hysteresis). Every partition announces the same campaign-wide
@@ -170,9 +190,12 @@ class Bidding:
         if abs(factor - sent) <= self.cfg.pacing_threshold * max(sent, 0.1):
             return
         self.pacing_sent[cid] = factor
+        if len(self.pacing_sent) > self.cfg.max_campaigns + self.cfg.max_unknown_campaigns:
+            held = self.knowledge.holds_campaign
+            self.pacing_sent = {c: f for c, f in self.pacing_sent.items() if held(c)}
         outputs.append(
             BidAdjustment(
-                event_id=stable_id("pace", source_id, cid),
+                event_id=stable_id("pace", source_id.seed, cid),
                 ts=ts,
                 user_id=None,
                 campaign_id=cid,
@@ -185,7 +208,7 @@ class Bidding:
                 reason="budget_exhausted" if factor == 0 else "pacing",
                 ttl_s=self.cfg.bid_ttl_s,
                 model_version=self.knowledge.version(),
-                source_event_id=source_id,
+                source_event_id=source_id.event_id,
                 shard=self.partition,
                 shards=self.cfg.partitions,
             )

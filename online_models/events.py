@@ -13,7 +13,7 @@ ValueError: missing required field `item_id` for type 'view'
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -38,9 +38,23 @@ ID_FIELDS = (
     "ad_id",
 )
 
-# Bounds against absurd inputs; larger values are producer bugs, not commerce.
+# Bounds against absurd inputs; larger values are producer bugs, not commerce. They are
+# written into the types below, so the decoder refuses values outside them and the
+# published JSON Schemas state them (`minimum` / `maximum`).
 MAX_ORDER_ITEMS = 500
 MAX_PRICE = 1e9
+MAX_QUANTITY = 1_000_000
+# A campaign's ROAS target divides its value: below 1 % (spend 100 for 1 of revenue) no
+# business means it, and 5e-324 turned values into inf. Multipliers above 100 are a
+# typo, not a bid strategy; 1e308 overflowed every product after it.
+MIN_TARGET_ROAS = 0.01
+MAX_TARGET_ROAS = 1000.0
+MAX_MULTIPLIER = 100.0
+
+Money = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_PRICE)]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
+Roas = Annotated[float, msgspec.Meta(ge=MIN_TARGET_ROAS, le=MAX_TARGET_ROAS)]
+Multiplier = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_MULTIPLIER)]
 
 
 def normalize(obj: dict[str, Any]) -> dict[str, Any]:
@@ -70,8 +84,15 @@ def _check_id(name: str, value: str) -> None:
 
 
 def _non_negative(name: str, value: float | None) -> None:
+    # The types' bounds hold for decoded records; this holds them for events built in
+    # code (importers, tests, generators), which msgspec does not validate.
     if value is not None and not 0 <= value <= MAX_PRICE:
         raise ValueError(f"`{name}` must be within 0..{MAX_PRICE:g}, got {value}")
+
+
+def _within(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"`{name}` must be within {low:g}..{high:g}, got {value}")
 
 
 # gc=False on every event and output struct: they hold only strings, numbers and
@@ -91,7 +112,7 @@ class ClickEvent(
     session_id: str | None = None
     item_id: str | None = None
     category: str | None = None
-    price: float | None = None
+    price: Money | None = None
     query: str | None = None
     impression_id: str | None = None
 
@@ -110,13 +131,13 @@ class OrderItem(
     msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     item_id: str
-    quantity: int
-    price: float
+    quantity: Quantity
+    price: Money
     category: str | None = None
 
     def __post_init__(self) -> None:
         _check_id("item_id", self.item_id)
-        if not 0 < self.quantity <= 1_000_000:
+        if not 0 < self.quantity <= MAX_QUANTITY:
             raise ValueError(f"`quantity` must be positive, got {self.quantity}")
         _non_negative("price", self.price)
 
@@ -130,7 +151,7 @@ class OrderEvent(
     ts: int
     user_id: str
     items: list[OrderItem]
-    total: float | None = None
+    total: Money | None = None
     currency: str = "EUR"
     status: OrderStatus = "placed"
 
@@ -162,8 +183,8 @@ class AdImpression(
     campaign_id: str
     ad_id: str | None = None
     placement: str | None = None
-    bid: float = 0.0
-    cost: float = 0.0
+    bid: Money = 0.0
+    cost: Money = 0.0
     context: dict[str, str | int | float | bool | None] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -191,10 +212,10 @@ class Campaign(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """
 
     campaign_id: str
-    daily_budget: float = 1000.0
-    target_roas: float = 4.0
-    max_multiplier: float = 3.0
-    min_multiplier: float = 0.2
+    daily_budget: Money = 1000.0
+    target_roas: Roas = 4.0
+    max_multiplier: Multiplier = 3.0
+    min_multiplier: Multiplier = 0.2
     active: bool = True
     category: str | None = None  # what the campaign advertises; a key model feature
     objective: Objective = "value"
@@ -202,8 +223,8 @@ class Campaign(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     def __post_init__(self) -> None:
         _check_id("campaign_id", self.campaign_id)
         _non_negative("daily_budget", self.daily_budget)
-        if self.target_roas <= 0:
-            raise ValueError("`target_roas` must be positive")
+        _within("target_roas", self.target_roas, MIN_TARGET_ROAS, MAX_TARGET_ROAS)
+        _within("max_multiplier", self.max_multiplier, 0.0, MAX_MULTIPLIER)
         if not 0 <= self.min_multiplier <= self.max_multiplier:
             raise ValueError("need 0 <= min_multiplier <= max_multiplier")
 

@@ -35,7 +35,7 @@ does for any online learner.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import msgspec
@@ -160,10 +160,17 @@ def decode_updates(raw: bytes) -> list[Update]:
 class SharedKnowledge:
     """Learned from every partition, read by every partition (see module docstring)."""
 
-    def __init__(self, cfg: EngineConfig, campaigns: Mapping[str, Campaign] | None = None):
+    def __init__(
+        self, cfg: EngineConfig, campaigns: MutableMapping[str, Campaign] | None = None
+    ) -> None:
         self.cfg = cfg
         self.delay_ms = cfg.knowledge_delay_ms
-        self.campaigns: Mapping[str, Campaign] = campaigns if campaigns is not None else {}
+        # Campaign settings by id (from the campaigns topic: `set_campaign`), shared
+        # with the engines; `unknown` holds campaigns seen only in impressions (their
+        # latest impression time), at most cfg.max_unknown_campaigns.
+        self.campaigns: MutableMapping[str, Campaign] = campaigns if campaigns is not None else {}
+        self.unknown: dict[str, int] = {}
+        self.value_meaning: dict[str, tuple[float, str, str | None]] = {}
         self.recs = SessionRecommender(cfg)
         self.recommender = self.recs.base  # popularity and co-visitation
         self.models = Models(
@@ -224,6 +231,7 @@ class SharedKnowledge:
             self.apply(due)
         if self.clock - self.pacer_tick >= PACER_TICK_MS:
             self.pacer_tick = self.clock
+            self._forget_idle_unknown()
             for cid in sorted(self.pacer.campaigns):
                 self.pacer.spend(self.campaign(cid), 0.0, self.clock, request=False)
 
@@ -254,6 +262,63 @@ class SharedKnowledge:
                 self.values.update(u.campaign_id, u.value)
             else:
                 self.segmenter.assign({"r": u.r, "f": u.f, "m": u.m})
+
+    # Campaigns ----------------------------------------------------------------------
+    def set_campaign(self, campaign: Campaign) -> bool:
+        """Take a campaign's settings (a record of the campaigns topic); False when
+        `max_campaigns` are known already and this one is new (refused, bounded).
+        A change of what its value means (ROAS target, objective, category) starts its
+        running value average afresh, so the corrected campaign bids on its new scale
+        at once instead of after thousands of impressions."""
+        cid = campaign.campaign_id
+        if cid not in self.campaigns and len(self.campaigns) >= self.cfg.max_campaigns:
+            return False
+        # Compared with what this knowledge's average was learned under (the mapping
+        # may be shared by several knowledges, so not with the mapping's old entry).
+        meaning = (campaign.target_roas, campaign.objective, campaign.category)
+        if self.value_meaning.get(cid, meaning) != meaning:
+            self.values.forget(cid)
+        self.value_meaning[cid] = meaning
+        self.unknown.pop(cid, None)
+        self.campaigns[cid] = campaign
+        return True
+
+    def remove_campaign(self, campaign_id: str) -> None:
+        """A campaign deleted (a tombstone): defaults apply again, as to an unknown one."""
+        self.value_meaning.pop(campaign_id, None)
+        if self.campaigns.pop(campaign_id, None) is None:
+            return
+        if len(self.unknown) < self.cfg.max_unknown_campaigns:
+            self.unknown[campaign_id] = self.clock  # its pacing goes on, as an unknown one
+        else:
+            self._forget(campaign_id)
+
+    def admits(self, campaign_id: str, ts: int) -> bool:
+        """Whether an impression of `campaign_id` may be applied: a known campaign, or an
+        unknown one while fewer than `max_unknown_campaigns` are held (it is then held:
+        its pacing and averages count against that bound)."""
+        if campaign_id in self.campaigns:
+            return True
+        unknown = self.unknown
+        last = unknown.get(campaign_id)
+        if last is None and len(unknown) >= self.cfg.max_unknown_campaigns:
+            return False
+        unknown[campaign_id] = ts if last is None else max(last, ts)
+        return True
+
+    def _forget_idle_unknown(self) -> None:
+        cutoff = self.clock - self.cfg.unknown_campaign_idle_ms
+        for cid in [c for c, last in self.unknown.items() if last < cutoff]:
+            del self.unknown[cid]
+            self._forget(cid)
+
+    def _forget(self, campaign_id: str) -> None:
+        self.pacer.campaigns.pop(campaign_id, None)
+        self.values.forget(campaign_id)
+        self.costs.forget(campaign_id)
+
+    def holds_campaign(self, campaign_id: str) -> bool:
+        return campaign_id in self.campaigns or campaign_id in self.unknown
 
     # Reading ------------------------------------------------------------------------
     def campaign(self, campaign_id: str) -> Campaign:
@@ -339,12 +404,13 @@ class SharedKnowledge:
             "value_counts": self.values.counts,
             "costs": self.costs.means,
             "cost_counts": self.costs.counts,
+            "unknown_campaigns": self.unknown,
         }
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.clock, self.applied, self.seq = int(s["clock"]), int(s["applied"]), int(s["seq"])
         self.pacer_tick = int(s.get("pacer_tick", 0))
-        self.pending = [(int(t), int(q), msgspec.convert(u, Update)) for t, q, u in s["pending"]]
+        self.pending = list(_readable_pending(s["pending"]))
         heapq.heapify(self.pending)
         self.models.load_state(s["models"])
         self.segmenter = Segmenter.from_state(s["segmenter"])
@@ -354,3 +420,14 @@ class SharedKnowledge:
             self.pacer.traffic.load_state(s["traffic"])
         self.values.load_state(s["values"], s.get("value_counts"))
         self.costs.load_state(s["costs"], s.get("cost_counts"))
+        self.unknown = {str(c): int(t) for c, t in s.get("unknown_campaigns", {}).items()}
+
+
+def _readable_pending(saved: Iterable[Any]) -> Iterable[tuple[int, int, Update]]:
+    """The pending updates of a snapshot that read back; one that does not (a NaN saved
+    as null by an older version) costs that update alone."""
+    for t, q, u in saved:
+        try:
+            yield int(t), int(q), msgspec.convert(u, Update)
+        except (msgspec.ValidationError, TypeError, ValueError):
+            continue

@@ -34,6 +34,8 @@ G2_INIT = 1.0
 
 
 def sigmoid(z: float) -> float:
+    if z != z:  # NaN: min/max would pass it through
+        z = 0.0
     z = min(max(z, -MAX_MARGIN), MAX_MARGIN)
     return 1.0 / (1.0 + math.exp(-z))
 
@@ -97,8 +99,12 @@ class OnlineLogistic:
         self, x: dict[str, float], y: bool, weight: float = 1.0, trial: bool = True
     ) -> None:
         """One AdaGrad step on the weighted log-loss, then count the label in the base
-        rate (`trial=False`: a late positive of an example already counted)."""
+        rate (`trial=False`: a late positive of an example already counted). A
+        non-finite feature value or weight skips the step: it would turn every weight
+        it touches into NaN, for good."""
         g = (self.predict_one(x) - (1.0 if y else 0.0)) * weight
+        if g and not (math.isfinite(g) and all(math.isfinite(v) for v in x.values())):
+            return
         if g:
             w, g2, lr, l2, scale = self.weights, self.g2, self.learning_rate, self.l2, self.scale
             for k, v in x.items():
@@ -142,8 +148,10 @@ class OnlineLogistic:
         m.scale = scale if scale is not None else {}
         m.rate = RunningRate.from_state(state["rate"])
         m.n_learned = int(state["n_learned"])
-        m.weights = {str(k): float(v) for k, v in state["weights"].items()}
-        m.g2 = {str(k): float(v) for k, v in state["g2"].items()}
+        # A weight that does not read back as a finite number (null: a NaN written by an
+        # older version) is dropped: it costs that feature, not the model.
+        m.weights = {str(k): float(v) for k, v in state["weights"].items() if _finite(v)}
+        m.g2 = {str(k): float(v) for k, v in state["g2"].items() if _finite(v) and v > 0}
         return m
 
 
@@ -161,10 +169,14 @@ class OnlineRevenue:
         self.n_learned = 0
 
     def predict_one(self, x: dict[str, float]) -> float:
-        y = min(max(float(self.model.predict_one(x)), 0.0), MAX_LOG_REVENUE)
-        return math.expm1(y)
+        y = float(self.model.predict_one(x))
+        if not math.isfinite(y):  # min/max would pass a NaN through
+            y = math.log1p(self.prior)
+        return math.expm1(min(max(y, 0.0), MAX_LOG_REVENUE))
 
     def learn_one(self, x: dict[str, float], revenue: float) -> None:
+        if not (math.isfinite(revenue) and all(math.isfinite(v) for v in x.values())):
+            return
         self.model.learn_one(x, min(math.log1p(max(revenue, 0.0)), MAX_LOG_REVENUE))
         self.n_learned += 1
 
@@ -184,6 +196,10 @@ class OnlineRevenue:
         return m
 
 
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _fitted(model: Any) -> dict[str, Any]:
     """What a River linear model has learned: weights, intercept, optimizer step."""
     return {
@@ -195,6 +211,8 @@ def _fitted(model: Any) -> dict[str, Any]:
 
 def _restore(model: Any, state: dict[str, Any]) -> None:
     for k, v in state["weights"].items():
-        model._weights[k] = float(v)
-    model.intercept = float(state["intercept"])
+        if _finite(v):
+            model._weights[k] = float(v)
+    if _finite(state["intercept"]):
+        model.intercept = float(state["intercept"])
     model.optimizer.n_iterations = int(state["iterations"])

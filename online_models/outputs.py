@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
@@ -24,6 +25,40 @@ def stable_id(*parts: str) -> str:
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
 
 
+class Origin(NamedTuple):
+    """The input event behind an output: `event_id` names it to consumers (the output's
+    `source_event_id`), `seed` identifies it for output ids: its topic, id and a hash of
+    its content, so that two different records sharing one event id never share an
+    output id, while a redelivery of the same record (the same content) gets the same
+    ids."""
+
+    event_id: str
+    seed: str
+
+
+_CANONICAL = msgspec.json.Encoder()
+
+
+def origin_of(source: str, ev: Any) -> Origin:
+    """The origin of a decoded input event: hashed from its canonical encoding (the
+    typed event, not the producer's bytes), so whitespace, key order or an ISO vs epoch
+    timestamp in the record do not change the ids.
+
+    >>> from online_models.events import ClickEvent
+    >>> a = ClickEvent(event_id="e1", ts=1_700_000_000_000, user_id="u", type="view", item_id="i")
+    >>> b = ClickEvent(event_id="e1", ts=1_700_000_000_000, user_id="u", type="view", item_id="j")
+    >>> origin_of("clickstream", a).event_id
+    'clickstream:e1'
+    >>> origin_of("clickstream", a) == origin_of("clickstream", a)   # a redelivery
+    True
+    >>> origin_of("clickstream", a).seed == origin_of("clickstream", b).seed   # same id
+    False
+    """
+    event_id = f"{source}:{ev.event_id}"
+    digest = hashlib.blake2b(_CANONICAL.encode(ev), digest_size=8).hexdigest()
+    return Origin(event_id, f"{event_id}#{digest}")
+
+
 def round6(x: float) -> float:
     """`x` to 6 decimals for output, faster than round(x, 6); it can differ from
     round() by one in the 6th decimal on near-ties.
@@ -32,6 +67,12 @@ def round6(x: float) -> float:
     (0.123457, 2.0, 0.0)
     """
     return math.floor(x * 1e6 + 0.5) / 1e6
+
+
+# What consumers may rely on, written into the schema (the engine computes every
+# number finite and within these bounds; tests/test_fuzz_finite.py checks it).
+NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
+Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
 # gc=False: see online_models.events.
@@ -76,12 +117,12 @@ class BidAdjustment(msgspec.Struct, kw_only=True, gc=False):
     ts: int
     user_id: str | None
     campaign_id: str
-    multiplier: float
-    p_click: float | None
-    p_conversion: float | None
-    expected_revenue: float | None
-    expected_roas: float | None
-    pacing_factor: float
+    multiplier: NonNegative
+    p_click: Probability | None
+    p_conversion: Probability | None
+    expected_revenue: NonNegative | None
+    expected_roas: NonNegative | None
+    pacing_factor: NonNegative
     reason: str
     top_features: list[FeatureContribution] = msgspec.field(default_factory=list)
     gated: list[str] = msgspec.field(default_factory=list)

@@ -46,8 +46,10 @@ class Runner:
             p = self._partition_of[user_id] = partition_for(user_id.encode(), self.cfg.partitions)
         return p
 
-    def set_campaign(self, campaign: Campaign) -> None:
-        self.campaigns[campaign.campaign_id] = campaign
+    def set_campaign(self, campaign: Campaign) -> bool:
+        """A campaigns-topic record; False when refused (`SharedKnowledge.set_campaign`)."""
+        accepted = [k.set_campaign(campaign) for k in self.knowledges]
+        return all(accepted)
 
     def feed(self, source: str, ev: InputEvent) -> Result:
         p = self.partition(ev.user_id)

@@ -65,3 +65,18 @@ def encode_state(state: UserState) -> bytes:
 
 def decode_state(raw: bytes) -> UserState:
     return _DECODER.decode(raw)
+
+
+def read_state(raw: bytes) -> UserState | None:
+    """A stored state, or None when it does not decode (written by a version with a
+    bug, say a NaN saved as null): that user starts afresh, and the caller counts it;
+    the partition goes on. Before this, one such state dead-lettered every later
+    event of its user.
+
+    >>> read_state(encode_state(UserState.new("u"))).profile.user_id, read_state(b"{")
+    ('u', None)
+    """
+    try:
+        return _DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None

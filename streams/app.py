@@ -107,7 +107,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
     users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions)
-    runtime.users = StateStore(users, settings.state_cache_users)
+    runtime.users = StateStore(
+        users,
+        settings.state_cache_users,
+        on_unreadable=lambda user: metrics.unreadable_states.inc(),
+    )
 
     def is_ready() -> bool:
         recovery = app.tables.recovery  # type: ignore[attr-defined]

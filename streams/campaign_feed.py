@@ -41,21 +41,22 @@ async def follow_campaigns(
 
 async def _apply(msg: Any, runtime: Any, settings: Any, app: Any) -> None:
     if msg.value is None:  # tombstone: campaign deleted, defaults apply again
-        runtime.campaigns.pop((msg.key or b"").decode(), None)
+        runtime.knowledge.remove_campaign((msg.key or b"").decode(errors="replace"))
         return
     try:
         campaign = decode_input(CAMPAIGNS, msg.value, settings.max_message_bytes)
     except DecodeError as exc:
-        value, headers = dead_letter(
-            msg.topic,
-            msg.partition,
-            msg.offset,
-            msg.key,
-            msg.value,
-            exc.reason,
-            f"DecodeError: {exc.detail}",
-        )
-        await runtime.topics["dead-letter"].send(key=msg.key, value=value, headers=headers)
-        runtime.metrics.dead_letters.labels(msg.topic, exc.reason).inc()
+        await _dead_letter(msg, runtime, exc.reason, f"DecodeError: {exc.detail}")
         return
-    runtime.campaigns[campaign.campaign_id] = campaign
+    if not runtime.knowledge.set_campaign(campaign):
+        await _dead_letter(
+            msg, runtime, "too_many_campaigns", "max_campaigns campaigns are known already"
+        )
+
+
+async def _dead_letter(msg: Any, runtime: Any, reason: str, error: str) -> None:
+    value, headers = dead_letter(
+        msg.topic, msg.partition, msg.offset, msg.key, msg.value, reason, error
+    )
+    await runtime.topics["dead-letter"].send(key=msg.key, value=value, headers=headers)
+    runtime.metrics.dead_letters.labels(msg.topic, reason).inc()

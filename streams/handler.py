@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from online_models.decode import DEFAULT_MAX_DEPTH, DecodeError, decode_input
-from online_models.engine import PartitionEngine
+from online_models.engine import REFUSALS, PartitionEngine
 from online_models.outputs import BidAdjustment, Output, encode_output
 from online_models.partitioning import partition_for
 from online_models.state import UserState
@@ -107,7 +107,8 @@ def _apply(
         )
     result = engine.process(rec.stream, ev, get_state(ev.user_id), rec.offset)
     if result.refused is not None:
-        return _refused(rec, result.refused, f"event time {ev.ts} refused: {result.refused}")
+        why = REFUSALS.get(result.refused, result.refused)
+        return _refused(rec, result.refused, f"{why} (event time {ev.ts})")
     event_type = getattr(ev, "type", None) or getattr(ev, "status", None) or "impression"
     if result.duplicate:
         return Outcome(user=ev.user_id, duplicate=True, event_type=event_type, event_ts=ev.ts)

@@ -80,6 +80,11 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.unreadable_states = Counter(
+            "ecom_unreadable_states",
+            "Stored user states that did not decode (that user started afresh)",
+            registry=r,
+        )
         self.commits = Counter("ecom_commits", "Offset commits completed", registry=r)
         self.rebalances = Counter("ecom_rebalances", "Partition assignments received", registry=r)
         self.agent_crashes = Counter(

@@ -22,19 +22,25 @@ underneath), and views read with `peek`, which never fills it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 
-from online_models.state import UserState, decode_state, encode_state
+from online_models.state import UserState, encode_state, read_state
 
 DEFAULT_MAX_CACHED = 256
 
 
 class StateStore:
     def __init__(
-        self, table: MutableMapping[str, bytes], max_cached: int = DEFAULT_MAX_CACHED
+        self,
+        table: MutableMapping[str, bytes],
+        max_cached: int = DEFAULT_MAX_CACHED,
+        on_unreadable: Callable[[str], None] | None = None,
     ) -> None:
         self.table = table
         self.max_cached = max_cached
+        # Called with the user whose stored bytes do not decode: that user starts
+        # afresh (the next write replaces the bytes), nothing else is lost.
+        self.on_unreadable = on_unreadable
         # Insertion order is recency order: a hit or write moves the user to the end.
         self.cache: dict[str, UserState] = {}
 
@@ -48,11 +54,19 @@ class StateStore:
     def get(self, user: str) -> UserState | None:
         state = self.cache.get(user)
         if state is None:
-            raw = self.table.get(user)
-            if raw is None:
+            state = self._read(user)
+            if state is None:
                 return None
-            state = decode_state(raw)
         self._remember(user, state)
+        return state
+
+    def _read(self, user: str) -> UserState | None:
+        raw = self.table.get(user)
+        if raw is None:
+            return None
+        state = read_state(raw)
+        if state is None and self.on_unreadable is not None:
+            self.on_unreadable(user)
         return state
 
     def peek(self, user: str) -> UserState | None:
@@ -61,8 +75,7 @@ class StateStore:
         state = self.cache.get(user)
         if state is not None:
             return state
-        raw = self.table.get(user)
-        return None if raw is None else decode_state(raw)
+        return self._read(user)
 
     def __setitem__(self, user: str, state: UserState) -> None:
         self._remember(user, state)

@@ -185,13 +185,41 @@ def test_unknown_type(stream: str, obj: dict[str, Any]) -> None:
         (IMPRESSIONS, impression(cost=-0.5)),
         (IMPRESSIONS, impression(bid=-0.5)),
         (CAMPAIGNS, {"campaign_id": "c1", "daily_budget": -1.0}),
-        (CLICKSTREAM, view(price=1e10)),  # beyond MAX_PRICE: a unit bug, not commerce
     ],
 )
 def test_negative_value(stream: str, obj: dict[str, Any]) -> None:
-    """Negative (or absurdly large) prices, quantities and costs are `negative_value`:
-    a negative cost would make budget pacing spend money it never spent."""
+    """Negative prices, quantities and costs are `negative_value`: a negative cost
+    would make budget pacing spend money it never spent."""
     assert reason_of(stream, raw(obj)) == "negative_value"
+
+
+@pytest.mark.parametrize(
+    ("stream", "obj"),
+    [
+        (CLICKSTREAM, view(price=1e10)),  # beyond MAX_PRICE: a unit bug, not commerce
+        (ORDERS, order(items=[line(quantity=2_000_000)])),
+        (IMPRESSIONS, impression(cost=1e308)),
+        (CAMPAIGNS, {"campaign_id": "c1", "target_roas": 5e-324}),  # value / 5e-324 = inf
+        (CAMPAIGNS, {"campaign_id": "c1", "target_roas": 0}),
+        (CAMPAIGNS, {"campaign_id": "c1", "target_roas": 1e6}),
+        (CAMPAIGNS, {"campaign_id": "c1", "min_multiplier": 1e308, "max_multiplier": 1e308}),
+        (CAMPAIGNS, {"campaign_id": "c1", "daily_budget": 1e300}),
+    ],
+)
+def test_out_of_range(stream: str, obj: dict[str, Any]) -> None:
+    """Values beyond the bounds written in the schema are refused at decode, before
+    any of them can reach a model, a bid or a stored state."""
+    assert reason_of(stream, raw(obj)) == "out_of_range"
+
+
+def test_bounds_are_published_in_the_schema() -> None:
+    """The limits the decoder enforces are the ones the JSON Schema states."""
+    from online_models.schemas import schemas
+
+    props = schemas()["campaigns"]["$defs"]["Campaign"]["properties"]
+    assert (props["target_roas"]["minimum"], props["target_roas"]["maximum"]) == (0.01, 1000)
+    assert props["max_multiplier"]["maximum"] == 100
+    assert props["daily_budget"]["maximum"] == 1e9
 
 
 @pytest.mark.parametrize(
@@ -358,7 +386,7 @@ def test_campaigns_decode_with_defaults_and_validation() -> None:
     assert c == Campaign(campaign_id="c1", daily_budget=100.0, category="shoes")
     assert (c.target_roas, c.max_multiplier, c.min_multiplier, c.active) == (4.0, 3.0, 0.2, True)
     assert decode_input(CAMPAIGNS, raw({"campaign_id": 5})).campaign_id == "5"
-    assert reason_of(CAMPAIGNS, raw({"campaign_id": "c1", "target_roas": 0})) == "negative_value"
+    assert reason_of(CAMPAIGNS, raw({"campaign_id": "c1", "target_roas": 0})) == "out_of_range"
     assert (
         reason_of(CAMPAIGNS, raw({"campaign_id": "c1", "min_multiplier": 2, "max_multiplier": 1}))
         == "invalid_value"
