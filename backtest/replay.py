@@ -60,11 +60,10 @@ from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
 from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
-from online_models.outputs import BidAdjustment, Output, Recommendation, encode_lines
+from online_models.outputs import Output, Recommendation, encode_lines
 from online_models.runner import Runner
 
 _PREFIX = b'{"topic":"'
-OUTPUT_TOPICS = {Recommendation: "recommendations", BidAdjustment: "bid-adjustments"}
 EVAL_K = max(CUTOFFS)
 
 
@@ -286,7 +285,7 @@ def _replay(
                 break
             by_topic[topic] += 1
             if topic == CAMPAIGNS:
-                runner.set_campaign(ev)
+                runner.feed(topic, ev)  # the same step as the worker's campaign records
                 continue
             if first_ts is None:
                 first_ts = ts
@@ -329,7 +328,7 @@ def _replay(
             for gone in result.expired:
                 recs.forget(gone)
             judged = position and ts >= judge_from
-            if judged and opts.every_position:
+            if judged and opts.every_position and result.state is not None:
                 engine = engines[runner.partition(user)]
                 current = ev.item_id if isinstance(ev, ClickEvent) else None
                 t0, c0 = perf_ns(), cpu_ns()
@@ -338,14 +337,14 @@ def _replay(
                 rec_cpu_ns.append(cpu_ns() - c0)
                 recs.serve(user, [i.item_id for i in served])
             for output in result.outputs:
-                if isinstance(output, Recommendation):
+                if isinstance(output, Recommendation):  # evaluation, not routing
                     if not opts.every_position:
                         recs.serve(user, [i.item_id for i in output.items])
                     if len(output.items) > top_k:
                         output = msgspec.structs.replace(output, items=output.items[:top_k])
                 else:
                     book.record(output)
-                out_topics[OUTPUT_TOPICS[type(output)]] += 1
+                out_topics[output.TOPIC] += 1
                 chunk.append(output)
             if judged:
                 recs.position(

@@ -1,5 +1,6 @@
 """The Faust application: topics, the user table, the agent, web views and timers.
-Everything here is wiring; decisions live in `streams.handler` and `online_models`."""
+Everything here is wiring; decisions live in `online_models` (one record:
+`online_models.pipeline`)."""
 
 from __future__ import annotations
 
