@@ -9,14 +9,14 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 install: $(STAMP)
 
 ## Embedded broker + worker + demo producer with a live summary (Ctrl-C stops it).
 run: $(STAMP)
-	$(BIN)/python -m streams demo
+	$(BIN)/python -m ecom_cli demo
 
 ## Unit and integration tests (integration tests start their own broker).
 test: $(STAMP)
@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy online_models streams backtest
+	$(BIN)/mypy online_models streams backtest ecom_cli
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/replay_bench.py
