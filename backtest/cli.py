@@ -57,10 +57,14 @@ def add_backtest_parsers(sub: Any) -> None:
         "--top-k",
         type=_positive_int,
         default=None,
-        help="recommendation length written to outputs (default: engine's 10)",
+        help="recommendation length written to outputs (default: ECOM_DOMAIN_TOP_K or 10)",
     )
     rp.add_argument(
-        "--limit", type=_positive_int, default=None, metavar="N", help="stop after N input lines"
+        "--limit",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stop after N input lines (default: read every line)",
     )
     rp.add_argument(
         "--knowledge-delay-ms",
@@ -81,7 +85,7 @@ def add_backtest_parsers(sub: Any) -> None:
         default=None,
         metavar="TS",
         help="judge next-item positions only from this event time (ms), e.g. the split time "
-        "of split-sessions, so the training part is not scored",
+        "of split-sessions, so the training part is not scored (default: judge all)",
     )
     rp.add_argument(
         "--every-position",
@@ -111,9 +115,15 @@ def add_backtest_parsers(sub: Any) -> None:
         "shorter than 2 are dropped. OUT/split.json holds the split time (ms) to pass "
         "to `replay --evaluate-from`. Import both with `import yoochoose`.",
     )
-    sp.add_argument("source", metavar="SOURCE")
-    sp.add_argument("--out", required=True, metavar="OUT")
-    sp.add_argument("--test-days", type=float, default=1.0)
+    sp.add_argument("source", metavar="SOURCE", help="tab-separated click log (.gz or plain)")
+    sp.add_argument("--out", required=True, metavar="OUT", help="folder for the split files")
+    sp.add_argument(
+        "--test-days",
+        type=float,
+        default=1.0,
+        metavar="DAYS",
+        help="sessions ending in the last DAYS of the log are test sessions",
+    )
     sp.set_defaults(func=_split)
     tp = sub.add_parser(
         "truth-stream",
@@ -124,11 +134,31 @@ def add_backtest_parsers(sub: Any) -> None:
         "P(click) and P(conversion | click) and the campaign budgets. Replay the events "
         "and compare what the engine learned with the truth; see docs/backtesting.md.",
     )
-    tp.add_argument("-o", "--output", required=True, metavar="EVENTS", help=".jsonl(.gz)")
-    tp.add_argument("--truth", required=True, metavar="JSON", help="true probabilities")
-    tp.add_argument("--users", type=_positive_int, default=None, help="default 3000")
-    tp.add_argument("--days", type=_positive_int, default=None, help="default 4")
-    tp.add_argument("--seed", type=int, default=None, help="default 1")
+    tp.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="EVENTS",
+        help="events file to write (.jsonl or .jsonl.gz)",
+    )
+    tp.add_argument(
+        "--truth",
+        required=True,
+        metavar="JSON",
+        help="JSON file to write the true probabilities and budgets to",
+    )
+    tp.add_argument(
+        "--users", type=_positive_int, default=None, help="simulated users (default 3000)"
+    )
+    tp.add_argument(
+        "--days", type=_positive_int, default=None, help="days of event time (default 4)"
+    )
+    tp.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed: the same seed writes the same bytes (default 1)",
+    )
     tp.set_defaults(func=_truth_stream)
 
 

@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 
-class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+class DefaultsHelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if "default" in text or action.default is argparse.SUPPRESS:
@@ -20,6 +20,8 @@ class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
             return f"{text} (required)" if action.option_strings else text
         if not action.option_strings:  # positional arguments have no default
             return text
+        if action.default is None:
+            return f"{text} (default: none)"
         return f"{text} (default: %(default)s)"
 
 

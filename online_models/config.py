@@ -187,6 +187,9 @@ def domain_overrides(env: Mapping[str, str]) -> dict[str, int | float]:
     found: list[str] = []
     for key in sorted(k for k in env if k.startswith(DOMAIN_ENV_PREFIX)):
         name = key[len(DOMAIN_ENV_PREFIX) :].lower()
+        if name == "partitions":  # one number for topics and engines, set elsewhere
+            found.append(f"{key}: not a domain setting; set ECOM_PARTITIONS (replay: --partitions)")
+            continue
         if name not in known:
             found.append(
                 f"{key}: unknown domain setting (see EngineConfig in online_models/config.py)"
