@@ -8,10 +8,23 @@ the default only when the help does not state it, and "(required)" for required 
 from __future__ import annotations
 
 import argparse
+import re
+import textwrap
 from typing import Any
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
+    # Lines never break inside a hyphenated word: `ecom-stream settings` stays whole.
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        text = re.sub(r"\s+", " ", text).strip()
+        return textwrap.wrap(text, width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        text = re.sub(r"\s+", " ", text).strip()
+        return textwrap.fill(
+            text, width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+        )
+
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if "default" in text or action.default is argparse.SUPPRESS:

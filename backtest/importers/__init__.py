@@ -121,7 +121,8 @@ def run_import(
                 bar.update(len(produced))
     events = _check(produced, tally)
     events.sort(key=itemgetter("ts"))  # stable: equal times keep source order
-    write_events(output, events)
+    if events:  # nothing valid: no empty file in place of (or beside) a useful one
+        write_events(output, events)
     by_topic: dict[str, int] = {}
     for event in events:
         by_topic[event["topic"]] = by_topic.get(event["topic"], 0) + 1
