@@ -22,15 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from backtest.argtypes import positive_int
 from backtest.inputs import NothingValid, check_input_files, check_output_file, check_output_folder
 from backtest.progress import counts_text, progress_enabled
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_backtest_parsers(sub: Any) -> None:
@@ -49,19 +43,19 @@ def add_backtest_parsers(sub: Any) -> None:
     rp.add_argument("--report", required=True, metavar="OUT", help="output folder")
     rp.add_argument(
         "--partitions",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         help="engines to run, as live partitions (default 4)",
     )
     rp.add_argument(
         "--top-k",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="recommendation length written to outputs (default: ECOM_DOMAIN_TOP_K or 10)",
     )
     rp.add_argument(
         "--limit",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="stop after N input lines (default: read every line)",
@@ -148,10 +142,10 @@ def add_backtest_parsers(sub: Any) -> None:
         help="JSON file to write the true probabilities and budgets to",
     )
     tp.add_argument(
-        "--users", type=_positive_int, default=None, help="simulated users (default 3000)"
+        "--users", type=positive_int, default=None, help="simulated users (default 3000)"
     )
     tp.add_argument(
-        "--days", type=_positive_int, default=None, help="days of event time (default 4)"
+        "--days", type=positive_int, default=None, help="days of event time (default 4)"
     )
     tp.add_argument(
         "--seed",

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 from typing import Any
 
+from backtest.argtypes import positive_float
 from streams.settings import Settings
 
 FROM_ENVIRONMENT = (
@@ -81,13 +82,6 @@ def _produce_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def add_kafka_parsers(sub: Any) -> None:
     sub.add_parser(
         "worker",
@@ -111,7 +105,7 @@ def add_kafka_parsers(sub: Any) -> None:
         "stream, with a summary every two seconds; Ctrl-C stops what it started. "
         + FROM_ENVIRONMENT,
     )
-    demo.add_argument("--rate", type=_positive, default=400.0, help="demo events per second")
+    demo.add_argument("--rate", type=positive_float, default=400.0, help="demo events per second")
     demo.set_defaults(func=_demo)
     pd = sub.add_parser(
         "produce-demo",
@@ -119,7 +113,7 @@ def add_kafka_parsers(sub: Any) -> None:
         description="Write the synthetic demo stream (users, campaigns, views, orders, "
         "impressions) to the input topics. " + FROM_ENVIRONMENT,
     )
-    pd.add_argument("--rate", type=_positive, default=400.0, help="events per second")
+    pd.add_argument("--rate", type=positive_float, default=400.0, help="events per second")
     pd.add_argument(
         "--limit", type=int, default=None, metavar="N", help="stop after N events (default: never)"
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from backtest.argtypes import speed
 from backtest.inputs import NothingValid, check_input_files
 from backtest.progress import Progress, counts_text, progress_enabled
 from backtest.replay import merged
@@ -103,18 +104,6 @@ def _produce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _speed(text: str) -> float:
-    if text == "max":
-        return math.inf
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"speed must be > 0 or 'max', got {text}")
-    return value
-
-
 def add_produce_parser(sub: Any) -> None:
     pp = sub.add_parser(
         "produce",
@@ -127,7 +116,7 @@ def add_produce_parser(sub: Any) -> None:
     pp.add_argument("files", nargs="+", metavar="FILE", help=".jsonl or .jsonl.gz event files")
     pp.add_argument(
         "--speed",
-        type=_speed,
+        type=speed,
         default=math.inf,
         help="multiple of real time from the event-time gaps, or 'max' (default: max)",
     )

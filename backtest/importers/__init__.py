@@ -23,6 +23,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from backtest.argtypes import positive_int
 from backtest.importers.common import Event, Importer, ImportFailed, Tally
 from backtest.importers.olist import import_olist
 from backtest.importers.online_retail import import_online_retail
@@ -144,13 +145,6 @@ def _files(sources: list[str]) -> list[Path]:
     return out
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `import FORMAT SOURCE... -o OUTPUT [--limit N]` on an argparse subparsers.
 
@@ -180,7 +174,7 @@ def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--limit",
-        type=_positive,
+        type=positive_int,
         default=None,
         metavar="N",
         help="read at most N rows of the main table (default: all)",

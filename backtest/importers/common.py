@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -160,16 +161,17 @@ class _SourceText(io.TextIOWrapper):
         self.path = str(path)
 
     def __next__(self) -> str:  # type: ignore[override]
-        try:
+        with self._readable():
             return super().__next__()
-        except UnicodeDecodeError as exc:
-            raise ImportFailed(f"{self.path}: not UTF-8 text ({exc.reason})") from None
-        except GZIP_ERRORS as exc:
-            raise gzip_failure(self.path, exc) from None
 
     def read(self, size: int | None = -1) -> str:
-        try:
+        with self._readable():
             return super().read(size)
+
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        try:
+            yield
         except UnicodeDecodeError as exc:
             raise ImportFailed(f"{self.path}: not UTF-8 text ({exc.reason})") from None
         except GZIP_ERRORS as exc:
