@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backtest.argtypes import positive_int
+from backtest.argtypes import non_negative_int, positive_int
 from backtest.inputs import NothingValid, check_input_files, check_output_file, check_output_folder
 from backtest.progress import counts_text, progress_enabled
 
@@ -62,7 +62,7 @@ def add_backtest_parsers(sub: Any) -> None:
     )
     rp.add_argument(
         "--knowledge-delay-ms",
-        type=int,
+        type=non_negative_int,
         default=None,
         metavar="MS",
         help="event time before a partition's knowledge updates (item transitions, labels, "
@@ -175,10 +175,6 @@ def _replay(args: argparse.Namespace) -> int:
         every_position=not args.emitted_only,
     )
     report = replay(args.files, args.report, options)
-    if not args.no_html:
-        from backtest.html_report import write_html
-
-        write_html(Path(args.report) / "report.html", report)
     counts = report["counts"]
     if not sum(counts["events_by_topic"].values()):
         invalid = counts["invalid_by_reason"]
@@ -188,6 +184,10 @@ def _replay(args: argparse.Namespace) -> int:
             else "no lines"
         )
         raise NothingValid(f"no valid events in {', '.join(args.files)}: {why}")
+    if not args.no_html:
+        from backtest.html_report import write_html
+
+        write_html(Path(args.report) / "report.html", report)
     print(replay_summary(report, args.report))
     return 0
 
