@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 import orjson
@@ -56,6 +56,7 @@ from backtest.market import (
     lognormal_price,
 )
 from backtest.nextitem import CUTOFFS, NextItemEval
+from backtest.progress import Progress
 from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
 from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
@@ -106,7 +107,10 @@ def _topic(line: bytes) -> str:
     if line.startswith(_PREFIX):
         end = line.find(b'"', len(_PREFIX))
         if end > 0:
-            return line[len(_PREFIX) : end].decode()
+            try:
+                return line[len(_PREFIX) : end].decode()
+            except UnicodeDecodeError:  # counted like any other bad line, not fatal
+                raise DecodeError("not_utf8", "input is not valid UTF-8") from None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -144,32 +148,6 @@ def merged(
 ) -> Iterator[tuple[int, int, int, str, Any]]:
     # (ts, file, line) is unique, so tuples never compare the events themselves.
     return heapq.merge(*(read_file(p, i, invalid, disorder) for i, p in enumerate(paths)))
-
-
-class Progress:
-    """A one-line counter on stderr, redrawn at most every 0.2 s."""
-
-    def __init__(self, stream: IO[str], enabled: bool) -> None:
-        self.stream, self.enabled, self.shown = stream, enabled, 0.0
-        self.start = time.perf_counter()
-
-    def update(self, events: int, ts: int) -> None:
-        now = time.perf_counter()
-        if self.enabled and now - self.shown >= 0.2:
-            self.shown = now
-            rate = events / max(now - self.start, 1e-9)
-            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts / 1000))
-            self.stream.write(f"\rreplay: {events:,} events  {rate:,.0f} ev/s  at {when}")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def progress_enabled(stream: IO[str], quiet: bool) -> bool:
-    return not quiet and hasattr(stream, "isatty") and stream.isatty()
 
 
 @contextlib.contextmanager
@@ -269,7 +247,7 @@ def _replay(
     for cid, budget in plan.handed.items():  # one budget: the engine paces the sim's
         runner.set_campaign(Campaign(campaign_id=cid, daily_budget=budget))
     won_log: list[bool] = []
-    progress = Progress(sys.stderr, opts.progress)
+    progress = Progress("replay", paths, opts.progress)
     first_ts = last_ts = None
     labels = 0
     started = time.perf_counter()

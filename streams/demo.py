@@ -313,7 +313,7 @@ def run_demo(rate: float) -> int:
         asyncio.run(create_topics(s, kwargs))
         log = (RUN_DIR / "worker.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
+            [sys.executable, "-m", "ecom_cli", "worker"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
