@@ -194,7 +194,7 @@ def _model(r: dict[str, Any], m: str) -> str:
     out += table(rows)
     if not s.get("positives"):
         out += note(
-            f"None of the {number(s['n'])} labels was positive: AUC and calibration need "
+            f"Not one of the {number(s['n'])} labels was positive: AUC and calibration need "
             "both outcomes."
         )
     recent = s.get("recent") or {}
