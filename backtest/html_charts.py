@@ -21,6 +21,22 @@ from backtest.html_format import WHO, esc, note
 Draw = Callable[[Any, dict[str, Any]], None]  # (figure, report)
 WIDTH_IN, HEIGHT_IN, DPI = 14.0, 4.6, 100  # 1400 x 460 px: the page's full width
 MODELS = ("click", "conversion")
+# What each chart shows and which way is better (the line under it).
+CAPTIONS = {
+    "progressive": "Left: log-loss of each model's predictions on the labels of each hour, "
+    "against the running base rate on the same labels; the model helps where its line is "
+    "below the dotted one.",
+    "progressive_auc": " Right: AUC per hour (how well the model ranks; 0.5 is random, "
+    "higher is better).",
+    "outcomes": "Each bar: what the adjusted bids got divided by what the constant bid got "
+    "for the same spend. Above 1 (green) the adjusted bids did better, below 1 (red) worse; "
+    "spend (grey) should be at 1.",
+    "calibration": "Each point is a bin of predictions: its observed rate against the "
+    "predicted one. Closer to the dotted diagonal is better; above it the model "
+    "under-predicts.",
+    "hit_rate": "Share of judged positions whose next item was in the user's list, per time "
+    "bucket, for the recommender and the popularity baseline. Higher is better.",
+}
 
 
 @dataclass
@@ -59,6 +75,13 @@ def png(draw: Draw, report: dict[str, Any]) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _label(ax: Any, x: str, y: str, **legend: Any) -> None:
+    """Both axes named (with units or direction) and the legend, on every chart."""
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(**{"fontsize": 9, **legend})
+
+
 def _hours(points: list[dict[str, Any]], key: str = "start_ms") -> list[float]:
     t0 = points[0][key] if points else 0
     return [(p[key] - t0) / 3_600_000 for p in points]
@@ -86,27 +109,15 @@ def progressive(r: dict[str, Any]) -> Chart:
         for m, style in zip(models, ("-", "--"), strict=False):
             ax.plot(x, [b[m].get("logloss") for b in rows], style, label=f"{m} model")
             ax.plot(x, [b[m].get("constant_logloss") for b in rows], ":", label=f"{m}: base rate")
-        ax.set_xlabel("hours since the first event")
-        ax.set_ylabel("log-loss per hour bucket (lower is better)")
-        ax.legend(fontsize=9)
+        _label(ax, "hours since the first event", "log-loss per hour bucket (lower is better)")
         if with_auc:
             ax2 = fig.add_subplot(1, 2, 2)
             for m in with_auc:
                 ax2.plot(x, [b[m].get("auc") for b in rows], "o-", ms=3, label=f"{m} model")
             ax2.axhline(0.5, color="grey", linestyle=":", label="random (0.5)")
-            ax2.set_xlabel("hours since the first event")
-            ax2.set_ylabel("AUC per hour bucket (higher is better)")
-            ax2.legend(fontsize=9)
+            _label(ax2, "hours since the first event", "AUC per hour bucket (higher is better)")
 
-    caption = (
-        "Left: log-loss of each model's predictions on the labels of each hour, against the "
-        "running base rate on the same labels; the model helps where its line is below the "
-        "dotted one."
-    )
-    if with_auc:
-        caption += (
-            " Right: AUC per hour (how well the model ranks; 0.5 is random, higher is better)."
-        )
+    caption = CAPTIONS["progressive"] + (CAPTIONS["progressive_auc"] if with_auc else "")
     return Chart(title, caption, draw)
 
 
@@ -135,16 +146,9 @@ def calibration(r: dict[str, Any]) -> Chart:
             top = max(top, *xs, *ys)
         top = min(1.0, top * 1.1 + 0.01)
         ax.plot([0, top], [0, top], ":", color="grey", label="perfect calibration")
-        ax.set_xlabel("predicted probability (bin centre)")
-        ax.set_ylabel("observed rate in the bin")
-        ax.legend(fontsize=9)
+        _label(ax, "predicted probability (bin centre)", "observed rate in the bin")
 
-    return Chart(
-        title,
-        "Each point is a bin of predictions: its observed rate against the predicted one. "
-        "Closer to the dotted diagonal is better; above it the model under-predicts.",
-        draw,
-    )
+    return Chart(title, CAPTIONS["calibration"], draw)
 
 
 def hit_rate(r: dict[str, Any]) -> Chart:
@@ -168,16 +172,9 @@ def hit_rate(r: dict[str, Any]) -> Chart:
         for who, name in (("model", "recommender"), ("baseline", "popularity")):
             for k, style in ((10, "-"), (20, "--")):
                 ax.plot(x, [b[who][f"hit@{k}"] for b in rows], style, label=f"{name}, top {k}")
-        ax.set_xlabel("hours since the first event")
-        ax.set_ylabel("share of next items in the list")
-        ax.legend(fontsize=9)
+        _label(ax, "hours since the first event", "share of next items in the list")
 
-    return Chart(
-        title,
-        "Share of judged positions whose next item was in the user's list, per time bucket, "
-        "for the recommender and the popularity baseline. Higher is better.",
-        draw,
-    )
+    return Chart(title, CAPTIONS["hit_rate"], draw)
 
 
 def pacing(r: dict[str, Any]) -> Chart:
@@ -202,9 +199,13 @@ def pacing(r: dict[str, Any]) -> Chart:
             color="grey",
             label="even spend",
         )
-        ax.set_xlabel("days since start (each day's curve restarts at UTC midnight)")
-        ax.set_ylabel("share of the day's budget spent")
-        ax.legend(fontsize=8, ncol=3)
+        _label(
+            ax,
+            "days since start (each day's curve restarts at UTC midnight)",
+            "share of the day's budget spent",
+            fontsize=8,
+            ncol=3,
+        )
 
     return Chart(
         "Spend against the even-spend line",
@@ -233,14 +234,9 @@ def outcomes(r: dict[str, Any]) -> Chart:
         bars = ax.bar(names, ratios, color=colours)
         ax.bar_label(bars, labels=[f"{v:.2f}x" for v in ratios])
         ax.axhline(1.0, color="grey", linestyle=":", label="constant bid = 1")
-        ax.set_ylabel("adjusted bids / constant bid")
-        ax.legend(fontsize=9)
+        _label(ax, "outcome of the simulated auctions", "adjusted bids / constant bid")
 
-    caption = (
-        "Each bar: what the adjusted bids got divided by what the constant bid got for the "
-        "same spend. Above 1 (green) the adjusted bids did better, below 1 (red) worse; "
-        "spend (grey) should be at 1."
-    )
+    caption = CAPTIONS["outcomes"]
     if missing:
         caption += f" Not shown: {', '.join(missing)} (none in either run in this input)."
     return Chart(title, caption, draw)
