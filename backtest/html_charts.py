@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -191,7 +192,7 @@ def pacing(r: dict[str, Any]) -> Chart:
                 ys = [p[1] - int(p[0]) for p in v["curve"]]
                 end = max(end, *xs)
                 ax.plot(xs, ys, style, label=f"{WHO[name]}: {c}", linewidth=1)
-        days = int(end) + 1
+        days = max(math.ceil(end - 1e-9), 1)  # the days the curves cover
         ax.plot(
             [d + f for d in range(days) for f in (0.0, 1.0)],
             [f for _ in range(days) for f in (0.0, 1.0)],
