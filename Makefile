@@ -21,6 +21,7 @@ run: $(STAMP)
 ## Unit and integration tests (integration tests start their own broker).
 test: $(STAMP)
 	scripts/ensure-prometheus.sh
+	scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
