@@ -230,7 +230,7 @@ class PartitionEngine(Bidding):
         knowledge.submit(updates, ev.ts)
         return Result(state, outputs, self._expired(), len(labels), updates=updates)
 
-    def _announce_replanned(self, ts: int, source_id: str, outputs: list[Output]) -> None:
+    def _announce_replanned(self, ts: int, source_id: Origin, outputs: list[Output]) -> None:
         """After each re-plan of the pacer without spend (once a minute of event time),
         announce every campaign's factor that moved. A campaign bidding too low to win
         gets no impressions, and its users stop re-pricing it after
