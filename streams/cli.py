@@ -22,25 +22,13 @@ def require_broker(settings: Settings) -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    from faust import Worker
-
-    from streams.app import create_app, kafka_client_kwargs
-    from streams.group_offsets import ensure_committed
-    from streams.lifecycle import bounded_shutdown_worker
+    from streams.app import create_app
 
     require_broker(settings)
-    asyncio.run(
-        ensure_committed(
-            kafka_client_kwargs(settings),
-            settings.app_id,
-            settings.input_topics(),
-            settings.partitions,
-        )
-    )
     app, _ = create_app(settings)
-    worker_class = bounded_shutdown_worker(Worker, settings.shutdown_timeout_s)
-    worker = worker_class(app, loglevel=settings.log_level)
-    worker.execute_from_commandline()
+    # The worker class set by streams.faust_fixes.install (shutdown deadline, initial
+    # offsets committed before the first join).
+    app.Worker(loglevel=settings.log_level).execute_from_commandline()
     return 0
 
 
@@ -118,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from streams.faust_fixes.versions import UnsupportedVersion
     from streams.lifecycle import EXIT_UNREACHABLE, BrokerUnreachable
 
     try:
@@ -128,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUnreachable as exc:
         print(f"ecom-stream: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except UnsupportedVersion as exc:
+        print(f"ecom-stream: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
