@@ -24,8 +24,9 @@ def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     from streams.app import create_app
 
-    require_broker(settings)
+    # The app first: it connects to nothing, and refuses unsupported Faust versions.
     app, _ = create_app(settings)
+    require_broker(settings)
     # The worker class set by streams.faust_fixes.install (shutdown deadline, initial
     # offsets committed before the first join).
     app.Worker(loglevel=settings.log_level).execute_from_commandline()
