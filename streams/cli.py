@@ -23,10 +23,13 @@ def require_broker(settings: Settings) -> None:
 def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     from streams.app import create_app
+    from streams.faust_fixes.versions import require_supported
 
-    # The app first: it connects to nothing, and refuses unsupported Faust versions.
-    app, _ = create_app(settings)
+    # Unsupported Faust versions are refused before anything connects (install, in
+    # create_app, checks again for every other caller).
+    require_supported()
     require_broker(settings)
+    app, _ = create_app(settings)
     # The worker class set by streams.faust_fixes.install (shutdown deadline, initial
     # offsets committed before the first join).
     app.Worker(loglevel=settings.log_level).execute_from_commandline()
