@@ -31,25 +31,17 @@ def check_broker(settings: Settings) -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    from faust import Worker
+    from streams.app import create_app
+    from streams.faust_fixes.versions import require_supported
 
-    from streams.app import create_app, kafka_client_kwargs
-    from streams.group_offsets import ensure_committed
-    from streams.lifecycle import bounded_shutdown_worker
-
+    # Unsupported Faust versions are refused before anything connects (install, in
+    # create_app, checks again for every other caller).
+    require_supported()
     check_broker(settings)
-    asyncio.run(
-        ensure_committed(
-            kafka_client_kwargs(settings),
-            settings.app_id,
-            settings.input_topics(),
-            settings.partitions,
-        )
-    )
     app, _ = create_app(settings)
-    worker_class = bounded_shutdown_worker(Worker, settings.shutdown_timeout_s)
-    worker = worker_class(app, loglevel=settings.log_level)
-    worker.execute_from_commandline()
+    # The worker class set by streams.faust_fixes.install (shutdown deadline, initial
+    # offsets committed before the first join).
+    app.Worker(loglevel=settings.log_level).execute_from_commandline()
     return 0
 
 

@@ -22,6 +22,7 @@ from ecom_cli.produce import add_produce_parser
 from ecom_cli.schemas_command import add_schemas_parser
 from ecom_cli.settings_command import add_settings_parser
 from online_models.bounds import ConfigError
+from streams.faust_fixes.versions import UnsupportedVersion
 from streams.lifecycle import EXIT_UNREACHABLE, BrokerUnreachable
 
 DESCRIPTION = """\
@@ -60,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # settings and ECOM_DOMAIN_* alike: one line each
         for problem in exc.problems:
             print(f"{prefix}: configuration error: {problem}", file=sys.stderr)
+        return 2
+    except UnsupportedVersion as exc:  # streams/faust_fixes/versions.py
+        print(f"{prefix}: {exc}", file=sys.stderr)
         return 2
     except BrokerUnreachable as exc:
         print(f"{prefix}: {exc}", file=sys.stderr)

@@ -17,15 +17,13 @@ from faust.types import TP
 from online_models import __version__ as domain_version
 from online_models.config import EngineConfig
 from online_models.partitioning import partition_for
-from streams import __version__
+from streams import __version__, faust_fixes
 from streams.campaign_feed import follow_campaigns
-from streams.commit_guard import install_commit_guard
-from streams.end_offsets import patch_faust_highwaters
-from streams.faust_flush import install_reliable_flush
-from streams.group_offsets import committed_offsets
+from streams.faust_fixes.in_order import RESEEK_S
+from streams.faust_fixes.initial_offsets import committed_offsets
+from streams.faust_fixes.recovery_gate import tables_ready
 from streams.metrics import Metrics
-from streams.recovery_guard import install_recovery_guard
-from streams.runtime import RESEEK_S, Runtime
+from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.state_store import StateStore
 from streams.web_log import install_web_log_filter
@@ -74,8 +72,6 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     # Faust creates only the last level of its data dir; a fresh clone has no `.run/`.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     client_kwargs = kafka_client_kwargs(settings)
-    if settings.fetch_end_offsets:
-        patch_faust_highwaters(client_kwargs)
     app = faust.App(
         settings.app_id,
         broker=";".join(f"kafka://{b}" for b in settings.bootstrap_servers.split(",")),
@@ -116,12 +112,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     )
 
     def is_ready() -> bool:
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        return bool(
-            recovery.completed.is_set() and not recovery.in_recovery and not app.rebalancing
-        )
+        return tables_ready(app)
 
-    runtime.is_ready = is_ready
+    runtime.order.is_ready = is_ready
     runtime.topics = {
         "recommendations": raw_topic(settings.topic_recommendations),
         "bid-adjustments": raw_topic(settings.topic_bid_adjustments),
@@ -222,7 +215,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         metrics.rebalances.inc()
-        runtime.consumer = app.consumer
+        runtime.order.consumer = app.consumer
         runtime.users.forget_cache()
         inputs = [
             (tp.topic, tp.partition) for tp in assigned if tp.topic in settings.input_topics()
@@ -243,7 +236,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.timer(interval=RESEEK_S)
     async def holes() -> None:
-        await runtime.reseek_holes()
+        await runtime.order.reseek()
 
     @app.timer(interval=settings.snapshot_every_s)
     async def snapshots() -> None:
@@ -253,20 +246,16 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         from streams.memdebug import install_memory_debug
 
         install_memory_debug(app, settings.debug_memory_s)
-    install_reliable_flush(app)
-    install_commit_guard(app, runtime.guard)
-    install_recovery_guard(app)
+    faust_fixes.install(
+        app,
+        guard=runtime.guard,
+        on_commit=metrics.commits.inc,
+        client_kwargs=client_kwargs,
+        input_topics=settings.input_topics(),
+        partitions=settings.partitions,
+        fetch_end_offsets=bool(settings.fetch_end_offsets),
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
     install_web_log_filter()  # a client sending garbage must not flood the log
-    _count_commits(app, metrics)
     log.info("settings: %s", settings.redacted())
     return app, runtime
-
-
-def _count_commits(app: faust.App, metrics: Metrics) -> None:
-    original = app.tables.on_commit
-
-    def on_commit(offsets: Any) -> None:
-        metrics.commits.inc()
-        original(offsets)
-
-    app.tables.on_commit = on_commit  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from online_models.decode import CAMPAIGNS
 from online_models.pipeline import InputRecord
@@ -19,17 +19,16 @@ async def follow_campaigns(
     client_kwargs: dict[str, Any], settings: Any, runtime: Any, app: Any
 ) -> None:
     topic = settings.topic_campaigns
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **client_kwargs)
+    # No group: subscribing assigns every partition of the topic (and ones added
+    # later), read from the beginning since nothing is ever committed.
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False, group_id=None, auto_offset_reset="earliest", **client_kwargs
+    )
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        while not parts:
+        while topic not in await consumer.topics():  # asks the cluster each time
             await asyncio.sleep(1.0)
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        consumer.subscribe([topic])
         while True:
             batch = await consumer.getmany(timeout_ms=1000)
             for msgs in batch.values():

@@ -4,8 +4,10 @@ Some Kafka-compatible brokers (Tansu, the embedded dev broker) answer ListOffset
 (latest) with the first offset of the last batch plus one, not the log end. Faust
 recovers a table by reading its changelog up to that offset, so it would silently
 drop the tail of the last batch (measured: 3,000 increments came back as 2,999).
-The high watermark carried by fetch responses is right, so we read it from a fetch.
-Enabled by ECOM_FETCH_END_OFFSETS=1; correct (just slower) on Apache Kafka too.
+The high watermark carried by fetch responses is right, so we read it from a fetch
+(public aiokafka API only). Enabled by ECOM_FETCH_END_OFFSETS=1, which also makes Faust's
+table recovery use it (streams/faust_fixes/highwaters.py); correct (just slower) on
+Apache Kafka too.
 """
 
 from __future__ import annotations
@@ -67,13 +69,3 @@ async def _read_ends(probe: AIOKafkaConsumer, tps: list[Any], via_fetch: bool) -
         await probe.getmany(*missing, timeout_ms=200, max_records=1)
         missing = {tp for tp in missing if probe.highwater(tp) is None}
     return {orig: int(probe.highwater(tp) or 0) for orig, tp in zip(tps, kafka_tps, strict=True)}
-
-
-def patch_faust_highwaters(consumer_kwargs: Mapping[str, Any]) -> None:
-    """Make Faust's recovery use fetch-based end offsets (see module docstring)."""
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    async def _highwaters(self: Any, partitions: list[Any]) -> Mapping[Any, int]:
-        return await fetch_end_offsets(consumer_kwargs, partitions)
-
-    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]

@@ -52,7 +52,8 @@ class Metrics:
             "ecom_offset_jumps",
             "Input offsets not following the previous one (rewind: redelivery; gap: a "
             "record skipped until earlier ones are read again; reread: seeks back for "
-            "them; lost: offsets that could not be read back)",
+            "them; lost: offsets that could not be read back; recovering: a record skipped "
+            "while tables recover, read again once they are ready)",
             ["topic", "kind"],
             registry=r,
         )

@@ -10,19 +10,16 @@ later step (see docs/architecture.md)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
-from faust.types import TP
+from aiokafka.errors import KafkaError
 
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
@@ -32,8 +29,9 @@ from online_models.outputs import BidAdjustment, Recommendation
 from online_models.partitioning import partition_for
 from online_models.pipeline import REPARTITION, InputRecord, Limits, Pipeline, Step
 from online_models.snapshot import SnapshotError, decode_snapshot
-from streams.commit_guard import CommitGuard
 from streams.end_offsets import fetch_end_offsets, log_end_offsets
+from streams.faust_fixes.commit_guard import CommitGuard
+from streams.faust_fixes.in_order import InOrder
 from streams.health import Health
 from streams.metrics import Metrics
 from streams.runtime_reports import Reports
@@ -41,18 +39,6 @@ from streams.settings import Settings
 from streams.snapshots import SnapshotReadError, chunk_snapshot, read_latest
 
 log = logging.getLogger(__name__)
-READY_WAIT_S = 120.0
-RESEEK_S = 1.0
-HOLE_GIVE_UP_S = 60.0
-
-
-@dataclass
-class Hole:
-    """Offsets of a partition that have not reached the handler while later ones did."""
-
-    offset: int  # the first missing offset
-    since: float  # monotonic time it was first seen missing
-    last_seek: float = -math.inf  # when the partition was last sought back to it
 
 
 class Runtime(Reports):
@@ -76,11 +62,9 @@ class Runtime(Reports):
         self.streams = settings.input_topics()
         self.users: Any = None  # the Faust table, bound by the app
         self.topics: dict[str, Any] = {}  # logical output name -> Faust topic
-        self.consumer: Any = None  # Faust consumer, for high watermarks
         self.untouched: set[int] = set()
-        self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
         self.guard = CommitGuard()
-        self.holes: dict[tuple[str, int], Hole] = {}
+        self.order = InOrder(self.guard, metrics)  # consumer and readiness bound by the app
         self.health = Health(
             stall_after_s=settings.stall_timeout_s, broker_timeout_s=settings.broker_timeout_s
         )
@@ -96,82 +80,11 @@ class Runtime(Reports):
     async def handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
-        if not self.is_ready():
-            await self._wait_ready(topic, partition, offset)
         tp = (topic, partition)
-        if await self._behind_hole(tp, offset):
-            return
+        if not await self.order.admit(tp, offset):
+            return  # read again later, in order (streams/faust_fixes/in_order.py)
         await self._handle(topic, partition, offset, key, value)
         self.guard.processed(tp, offset)
-
-    async def _behind_hole(self, tp: tuple[str, int], offset: int) -> bool:
-        """True when records before `offset` never reached the handler: it is skipped
-        and the partition is sought back to them, so records are applied in offset order
-        (commit_guard.py keeps the commit below the hole meanwhile).
-
-        Applying the later records first and the skipped ones after them would need
-        every state update to be independent of order, and idempotence to remember
-        every offset: a restarted worker's hole can span all records since the last
-        commit. A seek can be undone: Faust drops every fetched record below the latest
-        offset of the batch it is draining, re-read ones included. So while the hole
-        stays open, the seek is repeated once per RESEEK_S: here when records keep
-        arriving past it, and from `reseek_holes` (a timer) when none come."""
-        expected = self.guard.next.get(tp)
-        if expected is None or offset <= expected:
-            if expected is not None and offset < expected:
-                # Faust re-sent a record (e.g. one handed over before its post-recovery
-                # seek): applied again only if the user's state does not list it.
-                self.metrics.offset_jumps.labels(tp[0], "rewind").inc()
-                log.info("%s[%d]: offset %d, expected %d (rewind)", *tp, offset, expected)
-            self.holes.pop(tp, None)
-            return False
-        self.metrics.offset_jumps.labels(tp[0], "gap").inc()
-        now = time.monotonic()
-        hole = self.holes.get(tp)
-        if hole is None or hole.offset != expected:
-            hole = self.holes[tp] = Hole(expected, now)
-        elif now - hole.since > HOLE_GIVE_UP_S:
-            # Offsets that never come back (deleted by retention, say): move on.
-            log.error("%s[%d]: offsets %d..%d cannot be read; skipped", *tp, expected, offset - 1)
-            self.metrics.offset_jumps.labels(tp[0], "lost").inc()
-            self.guard.start(tp, offset)
-            del self.holes[tp]
-            return False
-        await self._seek_back(tp, hole, now, f"offset {offset} arrived before them")
-        return True
-
-    async def reseek_holes(self) -> None:
-        """Seek again to holes that stay open (timer-driven). The last records past a
-        hole can arrive within RESEEK_S of a seek that Faust then undoes; with nothing
-        more arriving, no arrival would ever seek again and the hole would never fill."""
-        now = time.monotonic()
-        for tp, hole in list(self.holes.items()):
-            await self._seek_back(tp, hole, now, "still missing")
-
-    async def _seek_back(self, tp: tuple[str, int], hole: Hole, now: float, why: str) -> None:
-        """Seek `tp` back to the hole, at most once per RESEEK_S."""
-        if now - hole.last_seek < RESEEK_S:
-            return
-        hole.last_seek = now
-        self.metrics.offset_jumps.labels(tp[0], "reread").inc()
-        log.warning("%s[%d]: offsets from %d %s: reading them again", *tp, hole.offset, why)
-        # A rebalance can revoke the partition between the hole being seen and this
-        # seek; aiokafka raises for a partition not assigned or a negative offset, and
-        # from the agent or the timer that would crash the worker. Its new owner reads
-        # from the committed offset (kept below the hole), so nothing is lost.
-        # (The consumer thread can change the assignment under the check: hence both.)
-        if hole.offset < 0:
-            skipped = "invalid offset"
-        elif TP(*tp) not in self.consumer.assignment():
-            skipped = "partition no longer assigned here"
-        else:
-            try:
-                await self.consumer.seek(TP(*tp), hole.offset)
-                return
-            except (IllegalStateError, ValueError) as exc:
-                skipped = repr(exc)
-        log.warning("%s[%d]: seek to %d skipped: %s", *tp, hole.offset, skipped)
-        self.holes.pop(tp, None)
 
     async def _handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -189,15 +102,6 @@ class Runtime(Reports):
         self.pipeline.apply(step)  # after the sends: see online_models/pipeline.py
         self._observe(topic, step, started)
         await self._maybe_snapshot(partition, engine)
-
-    async def _wait_ready(self, topic: str, partition: int, offset: int) -> None:
-        # Faust can hand over a record while tables are still being recovered; state
-        # built on a half-recovered table would lose updates, so hold the record until
-        # recovery is done (it is not acked meanwhile, so it cannot be committed).
-        log.info("%s[%d]@%d arrived during recovery: held until ready", topic, partition, offset)
-        deadline = time.monotonic() + READY_WAIT_S
-        while not self.is_ready() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
 
     def _observe(self, topic: str, step: Step, started: float) -> None:
         m = self.metrics
@@ -398,7 +302,7 @@ class Runtime(Reports):
             for p in partitions:
                 with contextlib.suppress(KeyError):  # a partition moved away has no lag here
                     self.metrics.consumer_lag.remove(topic, str(p))
-        self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
+        self.order.forget(partitions)
 
 
 def _iso(ms: int) -> str:

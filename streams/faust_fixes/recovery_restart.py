@@ -1,6 +1,7 @@
 """Table recovery overtaken by a rebalance must start over, not seek with stale offsets.
 
-Written for faust-streaming 0.15.3 (`FAUST_VERSION`). Its `Recovery._restart_recovery`
+Written for faust-streaming 0.15.3 (no upstream issue for this race; #54 / #57 fixed an
+earlier crash of the same seek). Its `Recovery._restart_recovery`
 waits for the active changelog partitions to catch up inside a `try/except Exception`
 that also swallows the `RebalanceAgain` raised when a new rebalance arrives meanwhile.
 The old pass then carries on as if recovery had finished: it pauses partitions, logs
@@ -16,7 +17,10 @@ The guard makes the stale pass stop at its next step, as Faust intends: while a 
 rebalance is pending (`signal_recovery_start` set, cleared only when a pass begins),
 seeking offsets or declaring recovery complete raises `RebalanceAgain`, which the
 recovery loop answers by starting over with the new assignment. A seek offset that is
-still missing or negative is skipped and logged rather than passed to aiokafka.
+still missing or negative is skipped and logged rather than passed to aiokafka. It
+replaces the private `Recovery._seek_offsets(consumer, tps, offsets, title)` and wraps
+`Recovery.on_recovery_completed(generation_id)` on this app's recovery service, reading
+`Recovery.signal_recovery_start`.
 """
 
 from __future__ import annotations
@@ -25,11 +29,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import faust
 from faust.tables.recovery import RebalanceAgain
 
 log = logging.getLogger(__name__)
-FAUST_VERSION = "0.15.3"
 
 
 def seek_plan(offsets: Mapping[Any, int | None], tps: Any) -> tuple[dict[Any, int], list[Any]]:
@@ -52,15 +54,8 @@ def seek_plan(offsets: Mapping[Any, int | None], tps: Any) -> tuple[dict[Any, in
     return plan, skipped
 
 
-def install_recovery_guard(app: Any) -> None:
+def install(app: Any) -> None:
     """Patch this app's table recovery (see module docstring)."""
-    if faust.__version__ != FAUST_VERSION:
-        log.warning(
-            "recovery guard written for faust-streaming %s, running %s: check that "
-            "Recovery._restart_recovery still swallows RebalanceAgain (streams/recovery_guard.py)",
-            FAUST_VERSION,
-            faust.__version__,
-        )
     recovery = app.tables.recovery
     on_recovery_completed = recovery.on_recovery_completed
 

@@ -1,14 +1,21 @@
 """Never commit an input offset the agent has not processed.
 
-Faust commits what it considers acked. Around table recovery it can ack records it
-fetched but never handed to the agent (it clears its queues), and its check for
-contiguous acks is skipped when the committed offset is 0; offsets were then committed
-past records that no worker ever processed (measured here: a partition committed to 555
-while its users' changelog held updates from 132 records). This guard tracks, per input
-partition, the contiguous run of offsets the handler finished since the partition was
-assigned, and clamps every commit to it: a record not processed is redelivered. (The
-runtime applies each partition in offset order, so a record past a hole is not
-processed until the hole has been read again: see streams/runtime.py.)
+Works around faust-streaming 0.15.3 committing offsets past records no agent processed
+(upstream: faust-streaming/faust#606 "Wrong offset commit in case of gaps", #216, and
+#312 / #378 before them). Faust commits what it considers acked. Around table recovery
+it can ack records it fetched but never handed to the agent (it clears its queues), and
+its check for contiguous acks is skipped when the committed offset is 0; offsets were
+then committed past records that no worker ever processed (measured here: a partition
+committed to 555 while its users' changelog held updates from 132 records). This guard
+tracks, per input partition, the contiguous run of offsets the handler finished since
+the partition was assigned, and clamps every commit to it: a record not processed is
+redelivered. (The runtime applies each partition in offset order, so a record past a
+hole is not processed until the hole has been read again: see in_order.py.)
+
+Faust offers no hook between "offsets to commit" and the commit itself, so `install`
+wraps the private `Consumer._commit(offsets) -> bool` of this app's consumer (the
+instance, not the class). The same wrapper counts commits that went through, which
+replaced a second patch (of `app.tables.on_commit`).
 
 >>> g = CommitGuard()
 >>> g.start(("t", 0), 40)            # the group's committed offset at assignment
@@ -24,7 +31,7 @@ processed until the hole has been read again: see streams/runtime.py.)
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 
@@ -64,7 +71,7 @@ def _partition(key: Hashable) -> int:
     return int(key[1])  # type: ignore[index]
 
 
-def install_commit_guard(app: Any, guard: CommitGuard) -> None:
+def install(app: Any, guard: CommitGuard, on_commit: Callable[[], None]) -> None:
     consumer = app.consumer
     commit = consumer._commit
 
@@ -72,6 +79,9 @@ def install_commit_guard(app: Any, guard: CommitGuard) -> None:
         safe = guard.clamp(offsets)
         if not safe:
             return False
-        return bool(await commit(safe))
+        done = bool(await commit(safe))
+        if done:
+            on_commit()
+        return done
 
     consumer._commit = guarded_commit
