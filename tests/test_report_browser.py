@@ -72,7 +72,7 @@ def _chromium() -> str:
 
 def _cli(*args: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "streams", *args],
+        [sys.executable, "-m", "ecom_cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
