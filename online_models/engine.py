@@ -248,7 +248,7 @@ class PartitionEngine(Bidding):
         """A click opened a conversion window: remember the conversion prediction made
         now (its final label is scored against it) and emit its fake negative."""
         models = self.knowledge.models
-        click.p = models.conversion.predict_one(click.x)
+        click.p = models.conversion.p_one(click.x)
         click.base = models.base_rates()[1]
         self._opened.append(click)
 
