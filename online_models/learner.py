@@ -35,12 +35,13 @@ from typing import Any
 from online_models.evaluation import WINDOW, BinaryScore, RegressionScore, RunningRate
 from online_models.features import LEARNING_RATE_SCALE
 from online_models.models import OnlineLogistic, OnlineRevenue
+from online_models.snapshot import Restorable
 
 MODEL_FAMILY = "lr2"
 GATED_MODELS = ("click", "conversion")
 
 
-class Models:
+class Models(Restorable):
     def __init__(
         self,
         learning_rate: float,
@@ -160,7 +161,7 @@ class Models:
             "revenue_score": self.revenue_score.to_state(),
         }
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def _restore(self, s: dict[str, Any]) -> None:
         if s.get("family") != MODEL_FAMILY:
             raise ValueError(f"models of family {s.get('family')!r} cannot be restored")
         self.click = OnlineLogistic.from_state(s["click"], LEARNING_RATE_SCALE)
