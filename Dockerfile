@@ -25,6 +25,7 @@ COPY pyproject.toml README.md ./
 COPY streams/ streams/
 COPY online_models/ online_models/
 COPY backtest/ backtest/
+COPY ecom_cli/ ecom_cli/
 
 RUN pip wheel --wheel-dir /wheels .
 

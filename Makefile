@@ -16,11 +16,12 @@ install: $(STAMP)
 
 ## Embedded broker + worker + demo producer with a live summary (Ctrl-C stops it).
 run: $(STAMP)
-	$(BIN)/python -m streams demo
+	$(BIN)/python -m ecom_cli demo
 
 ## Unit and integration tests (integration tests start their own broker).
 test: $(STAMP)
 	scripts/ensure-prometheus.sh
+	scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -28,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy online_models streams backtest
+	$(BIN)/mypy online_models streams backtest ecom_cli
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/replay_bench.py

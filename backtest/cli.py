@@ -1,4 +1,7 @@
-"""`ecom-stream replay` and `ecom-stream produce`: backtest commands of the CLI.
+"""`ecom-stream replay`, `split-sessions` and `truth-stream`: the offline commands.
+
+They read files and the ECOM_DOMAIN_* variables only, never Kafka (`ecom-stream
+produce` lives in ecom_cli); every path is checked before work starts.
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="ecom-stream")
@@ -6,45 +9,22 @@
 >>> args = parser.parse_args(["replay", "a.jsonl", "--report", "out", "--limit", "5"])
 >>> args.files, args.report, args.partitions, args.limit, args.quiet
 (['a.jsonl'], 'out', 4, 5, False)
->>> parser.parse_args(["produce", "a.jsonl", "--speed", "max"]).speed
-inf
 >>> t = parser.parse_args(["truth-stream", "-o", "e.jsonl.gz", "--truth", "t.json", "--days", "2"])
 >>> t.output, t.truth, t.days, t.users
 ('e.jsonl.gz', 't.json', 2, None)
->>> send_delay(1_000, 11_000, 10.0), send_delay(1_000, 11_000, float("inf"))
-(1.0, 0.0)
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import math
 import os
 import sys
-import time
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _speed(text: str) -> float:
-    if text == "max":
-        return math.inf
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"speed must be > 0 or 'max', got {text}")
-    return value
+from backtest.argtypes import non_negative_int, positive_int
+from backtest.inputs import NothingValid, check_input_files, check_output_file, check_output_folder
+from backtest.progress import counts_text, progress_enabled
 
 
 def add_backtest_parsers(sub: Any) -> None:
@@ -63,22 +43,26 @@ def add_backtest_parsers(sub: Any) -> None:
     rp.add_argument("--report", required=True, metavar="OUT", help="output folder")
     rp.add_argument(
         "--partitions",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         help="engines to run, as live partitions (default 4)",
     )
     rp.add_argument(
         "--top-k",
-        type=_positive_int,
+        type=positive_int,
         default=None,
-        help="recommendation length written to outputs (default: engine's 10)",
+        help="recommendation length written to outputs (default: ECOM_DOMAIN_TOP_K or 10)",
     )
     rp.add_argument(
-        "--limit", type=_positive_int, default=None, metavar="N", help="stop after N input lines"
+        "--limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="stop after N input lines (default: read every line)",
     )
     rp.add_argument(
         "--knowledge-delay-ms",
-        type=int,
+        type=non_negative_int,
         default=None,
         metavar="MS",
         help="event time before a partition's knowledge updates (item transitions, labels, "
@@ -95,7 +79,7 @@ def add_backtest_parsers(sub: Any) -> None:
         default=None,
         metavar="TS",
         help="judge next-item positions only from this event time (ms), e.g. the split time "
-        "of split-sessions, so the training part is not scored",
+        "of split-sessions, so the training part is not scored (default: judge all)",
     )
     rp.add_argument(
         "--every-position",
@@ -125,9 +109,15 @@ def add_backtest_parsers(sub: Any) -> None:
         "shorter than 2 are dropped. OUT/split.json holds the split time (ms) to pass "
         "to `replay --evaluate-from`. Import both with `import yoochoose`.",
     )
-    sp.add_argument("source", metavar="SOURCE")
-    sp.add_argument("--out", required=True, metavar="OUT")
-    sp.add_argument("--test-days", type=float, default=1.0)
+    sp.add_argument("source", metavar="SOURCE", help="tab-separated click log (.gz or plain)")
+    sp.add_argument("--out", required=True, metavar="OUT", help="folder for the split files")
+    sp.add_argument(
+        "--test-days",
+        type=float,
+        default=1.0,
+        metavar="DAYS",
+        help="sessions ending in the last DAYS of the log are test sessions",
+    )
     sp.set_defaults(func=_split)
     tp = sub.add_parser(
         "truth-stream",
@@ -138,59 +128,90 @@ def add_backtest_parsers(sub: Any) -> None:
         "P(click) and P(conversion | click) and the campaign budgets. Replay the events "
         "and compare what the engine learned with the truth; see docs/backtesting.md.",
     )
-    tp.add_argument("-o", "--output", required=True, metavar="EVENTS", help=".jsonl(.gz)")
-    tp.add_argument("--truth", required=True, metavar="JSON", help="true probabilities")
-    tp.add_argument("--users", type=_positive_int, default=None, help="default 3000")
-    tp.add_argument("--days", type=_positive_int, default=None, help="default 4")
-    tp.add_argument("--seed", type=int, default=None, help="default 1")
+    tp.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="EVENTS",
+        help="events file to write (.jsonl or .jsonl.gz)",
+    )
+    tp.add_argument(
+        "--truth",
+        required=True,
+        metavar="JSON",
+        help="JSON file to write the true probabilities and budgets to",
+    )
+    tp.add_argument(
+        "--users", type=positive_int, default=None, help="simulated users (default 3000)"
+    )
+    tp.add_argument(
+        "--days", type=positive_int, default=None, help="days of event time (default 4)"
+    )
+    tp.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed: the same seed writes the same bytes (default 1)",
+    )
     tp.set_defaults(func=_truth_stream)
-    pp = sub.add_parser(
-        "produce",
-        help="write event files to the input topics",
-        description="Send JSON Lines events to Kafka in file order, keyed by "
-        "user_id (campaigns by campaign_id), timestamped with the event time.",
-    )
-    pp.add_argument("files", nargs="+", metavar="FILE")
-    pp.add_argument(
-        "--speed",
-        type=_speed,
-        default=math.inf,
-        help="multiple of real time from event-time gaps, or 'max' (default)",
-    )
-    pp.set_defaults(func=_produce)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from backtest.replay import ReplayOptions, progress_enabled, replay
+    from backtest.replay import ReplayOptions, replay
     from online_models.config import domain_overrides
 
-    missing = [f for f in args.files if not Path(f).is_file()]
-    if missing:
-        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    domain = domain_overrides(os.environ)  # ConfigError: one line per problem, exit 2
+    check_input_files(args.files)
+    check_output_folder(args.report)
     options = ReplayOptions(
         partitions=args.partitions,
         top_k=args.top_k,
         limit=args.limit,
         progress=progress_enabled(sys.stderr, args.quiet),
-        domain=domain_overrides(os.environ),
+        domain=domain,
         knowledge_delay_ms=args.knowledge_delay_ms,
         shared=not args.per_partition_knowledge,
         evaluate_from=args.evaluate_from,
         every_position=not args.emitted_only,
     )
     report = replay(args.files, args.report, options)
+    counts = report["counts"]
+    if not sum(counts["events_by_topic"].values()):
+        invalid = counts["invalid_by_reason"]
+        why = (
+            f"{sum(invalid.values()):,} invalid lines ({counts_text(invalid)})"
+            if invalid
+            else "no lines"
+        )
+        raise NothingValid(f"no valid events in {', '.join(args.files)}: {why}")
     if not args.no_html:
         from backtest.html_report import write_html
 
         write_html(Path(args.report) / "report.html", report)
-    counts, perf = report["counts"], report["performance"]
-    events, invalid = (sum(counts[k].values()) for k in ("events_by_topic", "invalid_by_reason"))
-    print(
-        f"replayed {events} events ({perf['events_per_second']:.0f}/s), invalid {invalid}, "
-        f"outputs {counts['outputs_by_topic']} -> {args.report}"
-    )
+    print(replay_summary(report, args.report))
     return 0
+
+
+def replay_summary(report: dict[str, Any], out: str) -> str:
+    """The final line of a replay: its headline figures, in words.
+
+    >>> print(replay_summary({"counts": {"events_by_topic": {"clickstream": 1200, "orders":
+    ...     34}, "invalid_by_reason": {"not_json": 2}, "outputs_by_topic": {"recommendations":
+    ...     900}}, "performance": {"seconds": 2.0, "events_per_second": 617.0}}, "out"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    replayed 1,234 events in 2.0s (617/s): 900 recommendations, 0 bid adjustments;
+    2 invalid lines (not_json 2) -> out
+    """
+    counts, perf = report["counts"], report["performance"]
+    events = sum(counts["events_by_topic"].values())
+    outputs, invalid = counts["outputs_by_topic"], counts["invalid_by_reason"]
+    bad = sum(invalid.values())
+    return (
+        f"replayed {events:,} events in {perf['seconds']:.1f}s "
+        f"({perf['events_per_second']:,.0f}/s): {outputs.get('recommendations', 0):,} "
+        f"recommendations, {outputs.get('bid-adjustments', 0):,} bid adjustments; "
+        f"{bad:,} invalid lines" + (f" ({counts_text(invalid)})" if bad else "") + f" -> {out}"
+    )
 
 
 def _truth_stream(args: argparse.Namespace) -> int:
@@ -201,6 +222,8 @@ def _truth_stream(args: argparse.Namespace) -> int:
     params = TruthParams()
     given = {"n_users": args.users, "days": args.days, "seed": args.seed}
     params = replace(params, **{k: v for k, v in given.items() if v is not None})
+    check_output_file(args.output)
+    check_output_file(args.truth)
     stream = generate_truth(params)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.truth).parent.mkdir(parents=True, exist_ok=True)
@@ -218,72 +241,9 @@ def _split(args: argparse.Namespace) -> int:
 
     from backtest.split import split_sessions
 
-    stats = split_sessions(args.source, args.out, args.test_days)
+    check_input_files([args.source])
+    check_output_folder(args.out)
+    stats = split_sessions(args.source, args.out, args.test_days)  # NothingValid: exit 1
     for key, value in asdict(stats).items():
         print(f"{key:<24}{value}")
     return 0
-
-
-def send_delay(first_ts: int, ts: int, speed: float) -> float:
-    """Seconds after the start at which an event of time `ts` is due."""
-    return 0.0 if math.isinf(speed) else (ts - first_ts) / 1000.0 / speed
-
-
-def _records(files: Sequence[str], topics: dict[str, str], invalid: Counter[str]) -> Any:
-    """(topic, key, value, ts) in event time across all files, as the replay reads them;
-    invalid lines are counted, not sent."""
-    from backtest.replay import merged
-
-    disorder: Counter[str] = Counter()
-    for ts, _, _, logical, ev in merged(files, invalid, disorder):
-        key = ev.campaign_id if logical == "campaigns" else ev.user_id
-        yield (
-            topics[logical],
-            key.encode(),
-            msgspec.json.encode(ev),
-            (None if logical == "campaigns" else ts),
-        )
-
-
-async def produce(files: Sequence[str], speed: float) -> tuple[int, Counter[str]]:
-    """Write the files' events to the input topics, keyed by user (campaigns by id), with
-    their event times as record timestamps; `speed` x real time (inf: at once)."""
-    from aiokafka import AIOKafkaProducer
-
-    from streams.app import kafka_client_kwargs
-    from streams.settings import Settings
-
-    s = Settings.from_env()
-    topics = {
-        "clickstream": s.topic_clickstream,
-        "orders": s.topic_orders,
-        "ad-impressions": s.topic_impressions,
-        "campaigns": s.topic_campaigns,
-    }
-    producer = AIOKafkaProducer(**kafka_client_kwargs(s), acks="all", linger_ms=20)
-    await producer.start()
-    invalid: Counter[str] = Counter()
-    sent, first, start = 0, None, time.monotonic()
-    try:
-        for topic, key, value, ts in _records(files, topics, invalid):
-            if ts is not None:
-                first = ts if first is None else first
-                wait = start + send_delay(first, ts, speed) - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            await producer.send(topic, value, key=key, timestamp_ms=ts)
-            sent += 1
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent, invalid
-
-
-def _produce(args: argparse.Namespace) -> int:
-    from streams.cli import require_broker
-    from streams.settings import Settings
-
-    require_broker(Settings.from_env())  # one clear line and exit 2 when unreachable
-    sent, invalid = asyncio.run(produce(args.files, args.speed))
-    print(f"sent {sent} events" + (f"; invalid lines not sent: {dict(invalid)}" if invalid else ""))
-    return 0 if sent else 1

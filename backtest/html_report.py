@@ -1,198 +1,338 @@
-"""report.html: one self-contained page (plots embedded as base64 PNG) from report.json.
+"""report.html: one self-contained page (charts embedded as base64 PNG) from
+report.json, for analysts: a summary of the headline figures against their baselines
+in the same run, then each section in words with units, rounded numbers, and one
+sentence in place of a section that has nothing to show.
 
->>> "<table>" in _table({"a": 1})
-True
+>>> rows = summary_rows({"models": {"click": {"n": 10, "logloss": 0.2,
+...     "constant_logloss": 0.25, "auc": 0.7}, "conversion": {"n": 0}},
+...     "recommendations": {"evaluated": 0}, "bidding": {}})
+>>> [r[3] for r in rows]
+['better', 'better']
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Plot = Callable[[Any, dict[str, Any]], None]
+from backtest.html_charts import charts
+from backtest.html_format import (
+    WHO,
+    esc,
+    label,
+    note,
+    number,
+    percent,
+    scalars,
+    table,
+    when,
+)
+
+GATES = {
+    "too_few_positives": "kept out of bids: too few positive labels yet to trust it",
+    "not_better_than_constant": "kept out of bids: its recent log-loss is no better than "
+    "the base rate's",
+    "miscalibrated": "kept out of bids: its recent predictions are off the observed rate",
+}
+EMPTY_MODEL = {
+    "click": "No ad impressions in this input: no click model.",
+    "conversion": "No ad clicks in this input: no conversion model.",
+}
+STYLE = (
+    "body{font-family:sans-serif;max-width:1400px;margin:0 auto;padding:0 1em}"
+    "th{text-align:left;padding-right:1.5em;font-weight:normal}"
+    "td{text-align:right;padding-right:1.5em}tr:nth-child(even){background:#f4f4f4}"
+    "img{width:100%;height:auto}figure{margin:0}figcaption{color:#333;margin:.3em 0 1em}"
+    ".note{font-style:italic}.better{color:#176b1a;font-weight:bold}"
+    ".worse{color:#a31515;font-weight:bold}"
+)
 
 
-def _png(draw: Plot, report: dict[str, Any]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; must precede pyplot
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    try:
-        draw(ax, report)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        # No metadata: the same report gives the same bytes.
-        fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+def _verdict(value: float, base: float, higher_better: bool, tol: float = 0.005) -> str:
+    """better / worse / about the same, relative to the baseline."""
+    if base == 0:
+        return "better" if (value > 0) == higher_better and value != 0 else "about the same"
+    change = (value - base) / abs(base)
+    if abs(change) <= tol:
+        return "about the same"
+    return "better" if (change > 0) == higher_better else "worse"
 
 
-def _hours(points: list[dict[str, Any]], key: str = "start_ms") -> list[float]:
-    t0 = points[0][key] if points else 0
-    return [(p[key] - t0) / 3_600_000 for p in points]
-
-
-def _models_over_time(ax: Any, r: dict[str, Any]) -> None:
-    rows = r["models"]["by_time"]
-    x = _hours(rows)
-    for model, style in (("click", "-"), ("conversion", "--")):
-        ax.plot(x, [b[model]["auc"] for b in rows], style, label=f"{model} AUC")
-        ax.plot(x, [b[model]["logloss"] for b in rows], style, label=f"{model} log-loss")
-        ax.plot(
-            x,
-            [b[model].get("constant_logloss") for b in rows],
-            ":",
-            label=f"{model} log-loss of the running base rate",
-        )
-    ax.set_xlabel("hours since start (bucket start)")
-    ax.set_title("Progressive validation per time bucket")
-    ax.legend(fontsize=7)
-
-
-def _calibration(ax: Any, r: dict[str, Any]) -> None:
-    ax.plot([0, 1], [0, 1], ":", color="grey")
-    for model in ("click", "conversion"):
-        curve = r["models"][model]["calibration_curve"]
-        ax.plot([c["bin"] for c in curve], [c["observed"] for c in curve], "o-", label=model)
-    ax.set_xlabel("predicted (bin centre)")
-    ax.set_ylabel("observed rate")
-    ax.set_title("Calibration")
-    ax.legend(fontsize=7)
-
-
-def _hit_rate(ax: Any, r: dict[str, Any]) -> None:
-    rows = r["recommendations"]["by_time"]
-    x = _hours(rows)
-    for who in ("model", "baseline"):
+def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, this run, baseline in the same run, better/worse) for each headline."""
+    rows: list[tuple[str, str, str, str]] = []
+    for m in ("click", "conversion"):
+        s = r["models"][m]
+        if s.get("n") and s.get("logloss") is not None and s.get("constant_logloss") is not None:
+            rows.append(
+                (
+                    f"{m} model log-loss (lower is better)",
+                    number(s["logloss"]),
+                    f"{number(s['constant_logloss'])} (base rate)",
+                    _verdict(s["logloss"], s["constant_logloss"], higher_better=False),
+                )
+            )
+        if s.get("n") and s.get("auc") is not None:
+            rows.append(
+                (
+                    f"{m} model AUC (higher is better)",
+                    number(s["auc"]),
+                    "0.5 (random)",
+                    _verdict(s["auc"], 0.5, higher_better=True),
+                )
+            )
+    recs = r["recommendations"]
+    if recs.get("evaluated"):
         for k in (10, 20):
-            ax.plot(x, [b[who][f"hit@{k}"] for b in rows], label=f"{who} hit@{k}")
-    ax.set_xlabel("hours since start")
-    ax.set_title("Next-item hit rate")
-    ax.legend(fontsize=7)
+            key = f"hit@{k}"
+            rows.append(
+                (
+                    f"next-item hit rate in the top {k} (higher is better)",
+                    percent(recs["model"][key]),
+                    f"{percent(recs['baseline'][key])} (popularity)",
+                    _verdict(recs["model"][key], recs["baseline"][key], higher_better=True),
+                )
+            )
+    bidding = r["bidding"]
+    if bidding.get("policy"):
+        policy, base = bidding["policy"], bidding["baseline"]
+        for key in ("clicks", "conversions", "revenue"):
+            if base.get(key) or policy.get(key):
+                rows.append(
+                    (
+                        f"{label(key)} from bids at equal spend (higher is better)",
+                        number(policy[key]),
+                        f"{number(base[key])} (constant bid)",
+                        _verdict(policy[key], base[key], higher_better=True),
+                    )
+                )
+        who = "closed_loop" if bidding.get("closed_loop") else "policy"
+        mine, theirs = bidding[who]["pacing"], base["pacing"]
+        if mine.get("end_error_mean") is not None and theirs.get("end_error_mean") is not None:
+            rows.append(
+                (
+                    "mean end-of-day miss of the budget (lower is better)",
+                    percent(mine["end_error_mean"]),
+                    f"{percent(theirs['end_error_mean'])} (constant bid)",
+                    _verdict(mine["end_error_mean"], theirs["end_error_mean"], False, tol=0.05),
+                )
+            )
+    return rows
 
 
-def _pacing(ax: Any, r: dict[str, Any]) -> None:
-    # Curves are (day + elapsed share of the day, day + spent share of its budget).
-    who = "closed_loop" if r["bidding"].get("closed_loop") else "policy"
-    for style, name in (("-", who), ("--", "baseline")):
-        for c, v in r["bidding"][name]["campaigns"].items():
-            xs = [p[0] - int(v["curve"][0][0]) for p in v["curve"]]
-            ys = [p[1] - int(p[0]) for p in v["curve"]]
-            ax.plot(xs, ys, style, label=f"{name} {c}", linewidth=0.8)
-    ax.set_xlabel("days since start (the curve restarts at each UTC midnight)")
-    ax.set_ylabel("spent share of the day's budget")
-    ax.set_title("Spend vs pacing")
-    ax.legend(fontsize=6, ncol=2)
-
-
-def _outcomes(ax: Any, r: dict[str, Any]) -> None:
-    names = ("won", "clicks", "conversions", "revenue", "spend")
-    policy, baseline = r["bidding"]["policy"], r["bidding"]["baseline"]
-    ratios = [(policy[n] / baseline[n]) if baseline[n] else 0.0 for n in names]
-    ax.bar(names, ratios)
-    ax.axhline(1.0, color="grey", linestyle=":")
-    ax.set_title("Adjusted bids / constant-bid baseline (equal spend)")
-
-
-def _table(data: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in data.items()
-        if not isinstance(v, dict | list)
-    )
-    return f"<table>{rows}</table>"
-
-
-def _recommendations(recs: dict[str, Any], settings: dict[str, Any], perf: dict[str, Any]) -> str:
-    """The next-item section: protocol, model vs popularity side by side, seen/new
-    targets and the cost of one recommendation."""
-    lists = settings.get("lists_judged", "emitted")
-    since = settings.get("evaluate_from")
-    protocol = (
-        f"<p>Every item event{'' if since is None else f' from ts {since}'} is a position, "
-        f"judged by the user's next item event against the list the user holds then "
-        f"({html.escape(str(lists))}); a position without a list is a miss.</p>"
-    )
-    metrics = [m for m in recs["model"]]
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
-    rows = "".join(
-        f"<tr><th>{who}</th>" + "".join(f"<td>{recs[key][m]}</td>" for m in metrics) + "</tr>"
-        for who, key in (("recommender", "model"), ("popularity", "baseline"))
-    )
-    table = f"<table><tr><th></th>{head}</tr>{rows}</table>"
-    out = f"<h3>recommendations (next item)</h3>{protocol}{table}{_table(recs)}"
-    targets = recs.get("targets")
-    if targets:
-        out += "<h4>targets the user had touched before vs new</h4>" + _table(
-            {
-                **{f"seen {k}": v for k, v in targets["seen"].items()},
-                **{f"new {k}": v for k, v in targets["new"].items()},
-                **{k: v for k, v in targets.items() if not isinstance(v, dict)},
-            }
+def _summary(r: dict[str, Any]) -> str:
+    rows = summary_rows(r)
+    if not rows:
+        return "<h2>Summary</h2>" + note(
+            "This input has no labels, no judged next items and no bids: nothing to compare."
         )
+    body = "".join(
+        f"<tr><th>{esc(a)}</th><td>{esc(b)}</td><td>{esc(c)}</td>"
+        f'<td class="{"better" if d == "better" else "worse" if d == "worse" else ""}">'
+        f"{esc(d)}</td></tr>"
+        for a, b, c, d in rows
+    )
+    return (
+        "<h2>Summary</h2><p>Headline figures of this run against their baselines, measured "
+        "on the same events.</p><table><tr><th>figure</th><th>this run</th><th>baseline</th>"
+        f"<th>verdict</th></tr>{body}</table>"
+    )
+
+
+def _counts(r: dict[str, Any]) -> str:
+    c = r["counts"]
+    out = "<h2>Input and output</h2><h3>Events read, by topic</h3>"
+    out += table((label(k), number(v)) for k, v in c["events_by_topic"].items())
+    invalid = c.get("invalid_by_reason") or {}
+    out += "<h3>Invalid input lines</h3>"
+    if invalid:
+        out += table((k.replace("_", " "), number(v)) for k, v in invalid.items())
+    else:
+        out += note("Every input line was a valid event.")
+    late = {f: n for f, n in (c.get("out_of_order_by_file") or {}).items() if n}
+    if late:
+        out += "<h3>Lines out of time order, per file</h3>" + table(
+            (Path(f).name, number(n)) for f, n in late.items()
+        )
+    out += "<h3>Outputs written, by topic</h3>"
+    outputs = c.get("outputs_by_topic") or {}
+    out += (
+        table((label(k), number(v)) for k, v in outputs.items())
+        if outputs
+        else note("The engine wrote no outputs for this input.")
+    )
+    return out + table(
+        [
+            (label("labels"), number(c.get("labels"))),
+            (label("active_users"), number(c.get("active_users"))),
+        ]
+    )
+
+
+def _model(r: dict[str, Any], m: str) -> str:
+    s = r["models"][m]
+    out = f"<h3>{m.capitalize()} model</h3>"
+    if not s.get("n"):
+        return out + note(EMPTY_MODEL[m])
+    rows = [
+        ("labels scored", number(s["n"])),
+        ("positive labels", number(s.get("positives"))),
+        ("log-loss of the model (lower is better)", number(s.get("logloss"))),
+        ("log-loss of the running base rate, same labels", number(s.get("constant_logloss"))),
+    ]
+    if s.get("auc") is not None:
+        rows.append((label("auc"), number(s["auc"])))
+    if s.get("calibration") is not None:
+        rows.append((label("calibration"), number(s["calibration"])))
+    gate = s.get("gated")
+    rows.append(
+        (
+            "used in bids at the end",
+            "yes" if gate is None else GATES.get(gate, f"no ({gate.replace('_', ' ')})"),
+        )
+    )
+    out += table(rows)
+    if not s.get("positives"):
+        out += note(
+            f"Not one of the {number(s['n'])} labels was positive: AUC and calibration need "
+            "both outcomes."
+        )
+    recent = s.get("recent") or {}
+    if recent.get("n"):
+        out += "<h4>Recent window (what the health gate reads)</h4>" + table(
+            [
+                ("labels in the window (decayed)", number(recent["n"])),
+                ("positive labels (decayed)", number(recent.get("positives"))),
+                ("log-loss of the model", number(recent.get("logloss"))),
+                ("log-loss of the base rate", number(recent.get("constant_logloss"))),
+            ]
+            + (
+                [(label("calibration"), number(recent["calibration"]))]
+                if recent.get("calibration") is not None
+                else []
+            )
+        )
+    return out
+
+
+def _revenue(r: dict[str, Any]) -> str:
+    rev = r["models"].get("revenue") or {}
+    out = "<h3>Revenue model</h3>"
+    if not rev.get("n"):
+        return out + note("No attributed orders in this input: no revenue model.")
+    return out + table(
+        [
+            ("orders scored", number(rev["n"])),
+            ("mean absolute error (lower is better)", number(rev.get("mae"))),
+            ("mean revenue per order", number(rev.get("mean_target"))),
+        ]
+    )
+
+
+def _recommendations(r: dict[str, Any]) -> str:
+    recs, settings, perf = r["recommendations"], r["settings"], r["performance"]
+    since = settings.get("evaluate_from")
+    out = (
+        "<h2>Recommendations (next item)</h2><p>Every item event"
+        f"{'' if since is None else f' from {when(since)}'} is a position, judged by the "
+        "user's next item event against the list the user holds then "
+        f"({esc(settings.get('lists_judged', 'emitted'))}); a position without a list is "
+        "a miss. A position is <em>judged</em> once the user's next item event comes, and "
+        "<em>not judged</em> when the user never came back before the end (left out).</p>"
+    )
+    out += table(
+        (label(k), number(recs.get(k)))
+        for k in ("positions", "evaluated", "unresolved", "positions_without_list")
+    )
+    if not recs.get("evaluated"):
+        return out + note("No position was judged: no user came back with a next item event.")
+    metrics = list(recs["model"])
+    out += "<h3>Recommender against popularity</h3>" + table(
+        [(label(k), number(recs["model"][k]), number(recs["baseline"][k])) for k in metrics],
+        head=("", "recommender", "popularity (baseline)"),
+    )
+    targets = recs.get("targets")
+    if targets and (targets["seen"].get("positions") or targets["new"].get("positions")):
+        out += "<h3>Next items the user had touched before, against new ones</h3>" + table(
+            [
+                (label(k), number(targets["seen"].get(k)), number(targets["new"].get(k)))
+                for k in targets["seen"]
+            ],
+            head=("", "touched before", "new to the user"),
+        )
+        share = targets.get("share_of_hits@20_on_new")
+        if share is not None:
+            out += table([(label("share_of_hits@20_on_new"), percent(share))])
     cost = perf.get("recommend_us")
     if cost and cost.get("n"):
-        out += "<h4>cost of one recommendation (us)</h4>" + _table(cost)
+        out += "<h3>Time to compute one recommendation (microseconds)</h3>" + table(
+            scalars(cost, skip=("n",))
+        )
+    return out
+
+
+def _bidding(r: dict[str, Any]) -> str:
+    bidding = r["bidding"]
+    out = "<h2>Bidding</h2>"
+    if not bidding.get("policy"):
+        return out + note("No ad impressions in this input: no bids to simulate.")
+    market = bidding["market_price"]
+    eq = bidding.get("equal_spend") or {}
+    out += (
+        f"<p>Market prices: {esc(market.get('auction', ''))}. Budgets: "
+        f"{esc(str(bidding['budgets'].get('source', '')).replace('_', ' '))}. The constant "
+        "bid is scaled so that it spends what the adjusted bids spend "
+        f"(per {esc(eq.get('per', 'campaign-day'))}, within {percent(eq.get('tolerance'))}: "
+        f"{'held' if eq.get('within') else 'not held'}).</p>"
+    )
+    out += table(scalars(market, skip=("auction", "name")))
+    whos = [
+        w
+        for w in ("baseline", "policy", "policy_stream", "closed_loop", "oracle")
+        if bidding.get(w)
+    ]
+    keys = ["won", "clicks", "conversions", "revenue", "spend", "roas"]
+    out += "<h3>Outcomes</h3>" + table(
+        [(label(k), *(number(bidding[w].get(k)) for w in whos)) for k in keys],
+        head=("", *(WHO[w] for w in whos)),
+    )
+    pace_keys = ["campaign_days", "end_error_mean", "end_error_max", "curve_error_mean"]
+    out += "<h3>Pacing (lower gaps are better)</h3>" + table(
+        [
+            (label(k), *(number(bidding[w].get("pacing", {}).get(k)) for w in whos))
+            for k in pace_keys
+        ],
+        head=("", *(WHO[w] for w in whos)),
+    )
+    gain = bidding.get("gain_captured")
+    if gain is not None:
+        out += f"<p>Share of the oracle's gain captured: {percent(gain)}.</p>"
     return out
 
 
 def write_html(path: Path, report: dict[str, Any]) -> None:
-    sections: list[str] = [
+    window = report["window"]
+    names = ", ".join(Path(p).name for p in report["inputs"])
+    sections = [
         "<h1>Backtest report</h1>",
-        f"<p>inputs: {html.escape(', '.join(report['inputs']))}</p>",
+        f"<p>Inputs: {esc(names)}; events from {when(window.get('first_ts'))} to "
+        f"{when(window.get('last_ts'))}.</p>",
+        _summary(report),
+        _counts(report),
+        "<h2>Models</h2>",
+        _model(report, "click"),
+        _model(report, "conversion"),
+        _revenue(report),
+        _recommendations(report),
+        _bidding(report),
+        "<h2>Charts</h2>",
+        *(c.html(report) for c in charts(report)),
+        "<h2>Performance of this replay</h2>",
+        table(scalars(report["performance"])),
     ]
-    counts = report["counts"]
-    for name in ("events_by_topic", "invalid_by_reason", "outputs_by_topic"):
-        sections.append(f"<h3>{name}</h3>{_table(counts[name])}")
-    for model in ("click", "conversion"):
-        m = report["models"][model]
-        gate = m.get("gated")
-        sections.append(
-            f"<h3>{model} model</h3>{_table(m)}"
-            f"<h4>recent window (gate: {html.escape(gate or 'open')})</h4>"
-            f"{_table(m.get('recent') or {})}"
-        )
-    recs = report["recommendations"]
-    sections.append(_recommendations(recs, report["settings"], report["performance"]))
-    plots: list[tuple[str, Plot, bool]] = [
-        ("models", _models_over_time, bool(report["models"]["by_time"])),
-        ("calibration", _calibration, True),
-        ("hit rate", _hit_rate, bool(recs["by_time"])),
-    ]
-    bidding = report["bidding"]
-    if bidding.get("policy"):
-        market = bidding["market_price"]
-        sections.append(
-            f"<h3>bidding: market-price model</h3>{_table(market)}"
-            f"<p>budgets: {html.escape(bidding['budgets']['source'])}, equal spend "
-            f"{html.escape(str(bidding['equal_spend']))}, gain captured "
-            f"{html.escape(str(bidding.get('gain_captured')))}</p>"
-        )
-        for who in ("baseline", "policy", "policy_stream", "closed_loop", "oracle"):
-            if bidding.get(who):
-                sections.append(
-                    f"<h3>bidding: {who}</h3>{_table(bidding[who])}"
-                    f"<h4>pacing</h4>{_table(bidding[who]['pacing'])}"
-                )
-        plots += [("pacing", _pacing, True), ("outcomes", _outcomes, True)]
-    for title, draw, wanted in plots:
-        if wanted:
-            sections.append(
-                f'<h3>{title}</h3><img alt="{title}" '
-                f'src="data:image/png;base64,{_png(draw, report)}">'
-            )
-    sections.append(f"<h3>performance</h3>{_table(report['performance'])}")
-    style = "body{font-family:sans-serif;max-width:900px}th{text-align:left;padding-right:1em}"
     path.write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Backtest"
-        f"</title><style>{style}</style></head><body>{''.join(sections)}"
-        "</body></html>\n",
+        "<!doctype html><html><head><meta charset='utf-8'><title>Backtest report</title>"
+        f"<link rel='icon' href='data:,'><style>{STYLE}</style></head><body>"
+        f"{''.join(sections)}</body></html>\n",
         encoding="utf-8",
     )

@@ -24,20 +24,27 @@ from typing import Any
 
 import orjson
 
+from backtest.inputs import GZIP_ERRORS, gzip_failure
+from backtest.progress import open_input
+
 PathLike = str | os.PathLike[str]
 _CHUNK = 4096  # lines per write call; fewer, larger writes keep gzip fast
 
 
-def _open_read(path: PathLike) -> gzip.GzipFile | io.BufferedReader:
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
 def iter_lines(path: PathLike) -> Iterator[bytes]:
-    """The raw JSON of each non-blank line, without its line ending (for fast replay)."""
-    with _open_read(path) as handle:
-        for line in handle:
+    """The raw JSON of each non-blank line, without its line ending (for fast replay).
+
+    Reads count towards the progress bar (backtest/progress.py); a `.gz` file that is
+    not gzip or ends early is an InputError naming the file, not a traceback."""
+    with open_input(path) as handle:
+        lines = iter(handle)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                return
+            except GZIP_ERRORS as exc:
+                raise gzip_failure(path, exc) from None
             line = line.rstrip(b"\r\n")
             if line.strip():
                 yield line

@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 import orjson
@@ -56,15 +56,15 @@ from backtest.market import (
     lognormal_price,
 )
 from backtest.nextitem import CUTOFFS, NextItemEval
+from backtest.progress import Progress
 from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
 from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
-from online_models.outputs import BidAdjustment, Output, Recommendation, encode_lines
+from online_models.outputs import Output, Recommendation, encode_lines
 from online_models.runner import Runner
 
 _PREFIX = b'{"topic":"'
-OUTPUT_TOPICS = {Recommendation: "recommendations", BidAdjustment: "bid-adjustments"}
 EVAL_K = max(CUTOFFS)
 
 
@@ -107,7 +107,10 @@ def _topic(line: bytes) -> str:
     if line.startswith(_PREFIX):
         end = line.find(b'"', len(_PREFIX))
         if end > 0:
-            return line[len(_PREFIX) : end].decode()
+            try:
+                return line[len(_PREFIX) : end].decode()
+            except UnicodeDecodeError:  # counted like any other bad line, not fatal
+                raise DecodeError("not_utf8", "input is not valid UTF-8") from None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -145,32 +148,6 @@ def merged(
 ) -> Iterator[tuple[int, int, int, str, Any]]:
     # (ts, file, line) is unique, so tuples never compare the events themselves.
     return heapq.merge(*(read_file(p, i, invalid, disorder) for i, p in enumerate(paths)))
-
-
-class Progress:
-    """A one-line counter on stderr, redrawn at most every 0.2 s."""
-
-    def __init__(self, stream: IO[str], enabled: bool) -> None:
-        self.stream, self.enabled, self.shown = stream, enabled, 0.0
-        self.start = time.perf_counter()
-
-    def update(self, events: int, ts: int) -> None:
-        now = time.perf_counter()
-        if self.enabled and now - self.shown >= 0.2:
-            self.shown = now
-            rate = events / max(now - self.start, 1e-9)
-            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts / 1000))
-            self.stream.write(f"\rreplay: {events:,} events  {rate:,.0f} ev/s  at {when}")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def progress_enabled(stream: IO[str], quiet: bool) -> bool:
-    return not quiet and hasattr(stream, "isatty") and stream.isatty()
 
 
 @contextlib.contextmanager
@@ -270,7 +247,7 @@ def _replay(
     for cid, budget in plan.handed.items():  # one budget: the engine paces the sim's
         runner.set_campaign(Campaign(campaign_id=cid, daily_budget=budget))
     won_log: list[bool] = []
-    progress = Progress(sys.stderr, opts.progress)
+    progress = Progress("replay", paths, opts.progress)
     first_ts = last_ts = None
     labels = 0
     started = time.perf_counter()
@@ -286,7 +263,7 @@ def _replay(
                 break
             by_topic[topic] += 1
             if topic == CAMPAIGNS:
-                runner.set_campaign(ev)
+                runner.feed(topic, ev)  # the same step as the worker's campaign records
                 continue
             if first_ts is None:
                 first_ts = ts
@@ -329,7 +306,7 @@ def _replay(
             for gone in result.expired:
                 recs.forget(gone)
             judged = position and ts >= judge_from
-            if judged and opts.every_position:
+            if judged and opts.every_position and result.state is not None:
                 engine = engines[runner.partition(user)]
                 current = ev.item_id if isinstance(ev, ClickEvent) else None
                 t0, c0 = perf_ns(), cpu_ns()
@@ -338,14 +315,14 @@ def _replay(
                 rec_cpu_ns.append(cpu_ns() - c0)
                 recs.serve(user, [i.item_id for i in served])
             for output in result.outputs:
-                if isinstance(output, Recommendation):
+                if isinstance(output, Recommendation):  # evaluation, not routing
                     if not opts.every_position:
                         recs.serve(user, [i.item_id for i in output.items])
                     if len(output.items) > top_k:
                         output = msgspec.structs.replace(output, items=output.items[:top_k])
                 else:
                     book.record(output)
-                out_topics[OUTPUT_TOPICS[type(output)]] += 1
+                out_topics[output.TOPIC] += 1
                 chunk.append(output)
             if judged:
                 recs.position(

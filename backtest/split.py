@@ -27,7 +27,8 @@ from pathlib import Path
 
 import orjson
 
-from backtest.importers.common import open_text, parse_float
+from backtest.importers.common import header_index, open_text, parse_float
+from backtest.inputs import NothingValid
 
 DAY_S = 86_400
 COLUMNS = ("SessionId", "ItemId", "Time")
@@ -54,8 +55,8 @@ def split_sessions(source: str | Path, out_dir: str | Path, test_days: float = 1
     out.mkdir(parents=True, exist_ok=True)
     with open_text(str(source)) as handle:
         reader = csv.reader(handle, delimiter="\t")
-        header = next(reader)
-        idx = [header.index(c) for c in COLUMNS]
+        header = next(reader, [])
+        idx = header_index(header, COLUMNS, str(source))
         rows: list[tuple[str, str, float, list[str]]] = []
         bad = 0
         for row in reader:
@@ -64,6 +65,8 @@ def split_sessions(source: str | Path, out_dir: str | Path, test_days: float = 1
                 bad += 1
                 continue
             rows.append((row[idx[0]], row[idx[1]], t, row))
+    if not rows:
+        raise NothingValid(f"{source}: no valid clicks ({bad:,} bad rows)")
     last: dict[str, float] = defaultdict(float)
     for session, _, t, _ in rows:
         last[session] = max(last[session], t)

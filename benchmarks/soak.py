@@ -1,7 +1,7 @@
 """Soak: does one live worker's memory level off under a fixed population?
 
 Starts the embedded broker, creates the topics, starts one worker process
-(`python -m streams worker`, configured like `ecom-stream demo`) and feeds it a FIXED
+(`python -m ecom_cli worker`, configured like `ecom-stream demo`) and feeds it a FIXED
 population of synthetic users (`backtest.synthetic.generate`) at a steady rate for
 `--minutes`, sampling the worker's resident memory (VmRSS in /proc/PID/status) as it
 goes. Every user sends one event first, so the whole population exists from the
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(create_topics(s, kwargs))
         log = (run_dir / "worker.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
+            [sys.executable, "-m", "ecom_cli", "worker"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -150,6 +150,7 @@ class PartitionEngine(Bidding, Restorable):
         self._opened: list[Pending] = []  # clicks that opened a conversion window now
         # Campaign -> the pacing factor this partition last announced (hysteresis).
         self.pacing_sent: dict[str, float] = {}
+        self.pacing_checked = 0  # the knowledge's pacer tick last checked for announcements
         self.activity: OrderedDict[str, int] = OrderedDict()
         self.events = 0
 
@@ -223,11 +224,26 @@ class PartitionEngine(Bidding, Restorable):
         )
         if reprice and state.campaigns:
             self._bid(state, ev.ts, source_id, outputs, updates)
+        self._announce_replanned(ev.ts, source_id, outputs)
         if offset is not None:
             record_applied(state, source, offset)
         self.activity[user] = max(ev.ts, self.activity.pop(user, 0))
         knowledge.submit(updates, ev.ts)
         return Result(state, outputs, self._expired(), len(labels), updates=updates)
+
+    def _announce_replanned(self, ts: int, source_id: Origin, outputs: list[Output]) -> None:
+        """After each re-plan of the pacer without spend (once a minute of event time),
+        announce every campaign's factor that moved. A campaign bidding too low to win
+        gets no impressions, and its users stop re-pricing it after
+        `campaign_active_ms`: without this, an ad server that forwards only the
+        impressions it won would never hear that the factor rose, and the campaign
+        would stay frozen (make run, day 2: c2 and c3 spent nothing all morning)."""
+        tick = self.knowledge.pacer_tick
+        if tick == self.pacing_checked:
+            return
+        self.pacing_checked = tick
+        for campaign_id in sorted(self.knowledge.pacer.campaigns):
+            self._announce_pacing(self.campaign(campaign_id), ts, source_id, outputs)
 
     def _from_future(self, ts: int) -> bool:
         """True for an event too far ahead of the partition's time to be believed: it
@@ -392,6 +408,7 @@ class PartitionEngine(Bidding, Restorable):
             "events": self.events,
             "attribution": self.attribution.to_state(),
             "pacing_sent": self.pacing_sent,
+            "pacing_checked": self.pacing_checked,
             "knowledge": self.knowledge.to_state(),
         }
 
@@ -411,3 +428,4 @@ class PartitionEngine(Bidding, Restorable):
         self.events = int(s["events"])
         self.attribution._restore(s["attribution"])
         self.pacing_sent = {k: float(v) for k, v in s["pacing_sent"].items()}
+        self.pacing_checked = int(s.get("pacing_checked", 0))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import msgspec
 
@@ -84,6 +84,8 @@ class RecommendedItem(msgspec.Struct, gc=False):
 class Recommendation(msgspec.Struct, kw_only=True, gc=False):
     """Topic `recommendations`, keyed by user_id."""
 
+    TOPIC: ClassVar[str] = "recommendations"  # the logical topic it is sent to
+
     event_id: str
     ts: int
     user_id: str
@@ -92,6 +94,9 @@ class Recommendation(msgspec.Struct, kw_only=True, gc=False):
     model_version: str
     source_event_id: str
     schema_version: int = SCHEMA_VERSION
+
+    def routing_key(self) -> bytes:
+        return self.user_id.encode()
 
 
 class FeatureContribution(msgspec.Struct, gc=False):
@@ -112,6 +117,8 @@ class BidAdjustment(msgspec.Struct, kw_only=True, gc=False):
     the health gate kept out of the value: their base rate was used instead; with the
     click model gated the multiplier is the pacing factor alone, reason
     `model_gated`)."""
+
+    TOPIC: ClassVar[str] = "bid-adjustments"
 
     event_id: str
     ts: int
@@ -135,6 +142,9 @@ class BidAdjustment(msgspec.Struct, kw_only=True, gc=False):
     shard: int
     shards: int
     schema_version: int = BID_SCHEMA_VERSION
+
+    def routing_key(self) -> bytes:
+        return (self.user_id or self.campaign_id).encode()
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):

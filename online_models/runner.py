@@ -18,16 +18,22 @@ event time fed, which in a time-ordered replay is every partition's clock.
 from __future__ import annotations
 
 from online_models.config import EngineConfig
-from online_models.engine import PartitionEngine, Result
+from online_models.decode import CAMPAIGNS
+from online_models.engine import PartitionEngine
 from online_models.events import Campaign, InputEvent
 from online_models.knowledge import SharedKnowledge
 from online_models.partitioning import partition_for
+from online_models.pipeline import DictStates, InputRecord, Limits, Pipeline, Step
 from online_models.profile import Profile
-from online_models.state import UserState
 
 
 class Runner:
-    def __init__(self, cfg: EngineConfig, shared: bool = True) -> None:
+    """The offline driver: one engine and one dict of user states per partition, every
+    event through the same `Pipeline.step` the live worker runs."""
+
+    def __init__(
+        self, cfg: EngineConfig, shared: bool = True, limits: Limits | None = None
+    ) -> None:
         self.cfg = cfg
         self.campaigns: dict[str, Campaign] = {}
         self.knowledge = SharedKnowledge(cfg, self.campaigns)
@@ -37,8 +43,15 @@ class Runner:
         ]
         # Distinct knowledge objects: one when shared, one per partition otherwise.
         self.knowledges = list({id(e.knowledge): e.knowledge for e in self.engines}.values())
-        self.states: list[dict[str, UserState]] = [{} for _ in range(cfg.partitions)]
+        self.states: list[DictStates] = [DictStates() for _ in range(cfg.partitions)]
         self._partition_of: dict[str, int] = {}
+        self.pipeline = Pipeline(
+            cfg,
+            self.engines.__getitem__,
+            self.states.__getitem__,
+            lambda: self.knowledge,
+            limits,
+        )
 
     def partition(self, user_id: str) -> int:
         p = self._partition_of.get(user_id)
@@ -47,23 +60,30 @@ class Runner:
         return p
 
     def set_campaign(self, campaign: Campaign) -> bool:
-        """A campaigns-topic record; False when refused (`SharedKnowledge.set_campaign`)."""
-        accepted = [k.set_campaign(campaign) for k in self.knowledges]
-        return all(accepted)
+        """A campaigns-topic record; False when refused (`SharedKnowledge.set_campaign`).
+        Isolated knowledges (`shared=False`) each take it."""
+        return all([k.set_campaign(campaign) for k in self.knowledges])
 
-    def feed(self, source: str, ev: InputEvent) -> Result:
-        p = self.partition(ev.user_id)
-        states = self.states[p]
+    def feed(self, source: str, ev: InputEvent | Campaign, raw: bytes | None = None) -> Step:
+        """One decoded event (with its original bytes when known, for dead letters)
+        through the pipeline step, keyed and partitioned as Kafka's producer would."""
+        if isinstance(ev, Campaign):
+            if len(self.knowledges) > 1:
+                self.set_campaign(ev)
+                return Step(event=ev, event_type="campaign")
+            key = ev.campaign_id.encode()
+            return self.pipeline.step(InputRecord(CAMPAIGNS, CAMPAIGNS, 0, None, key, raw), ev)
+        user = ev.user_id
+        p = self.partition(user)
         if len(self.knowledges) > 1:
             # Isolated knowledges still follow the replay's one clock.
             for k in self.knowledges:
                 k.advance(ev.ts)
-        result = self.engines[p].process(source, ev, states.get(ev.user_id))
-        states[ev.user_id] = result.state
-        for user in result.expired:
-            states.pop(user, None)
-            self._partition_of.pop(user, None)
-        return result
+        step = self.pipeline.step(InputRecord(source, source, p, None, user.encode(), raw), ev)
+        self.pipeline.apply(step)
+        for gone in step.expired:
+            self._partition_of.pop(gone, None)
+        return step
 
     def profile(self, user_id: str) -> Profile:
         return self.states[self.partition(user_id)][user_id].profile

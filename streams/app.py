@@ -1,5 +1,6 @@
 """The Faust application: topics, the user table, the agent, web views and timers.
-Everything here is wiring; decisions live in `streams.handler` and `online_models`."""
+Everything here is wiring; decisions live in `online_models` (one record:
+`online_models.pipeline`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from streams.recovery_guard import install_recovery_guard
 from streams.runtime import RESEEK_S, Runtime
 from streams.settings import Settings
 from streams.state_store import StateStore
+from streams.web_log import install_web_log_filter
 
 log = logging.getLogger(__name__)
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"  # aiohttp refuses a charset here
@@ -254,6 +256,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     install_reliable_flush(app)
     install_commit_guard(app, runtime.guard)
     install_recovery_guard(app)
+    install_web_log_filter()  # a client sending garbage must not flood the log
     _count_commits(app, metrics)
     log.info("settings: %s", settings.redacted())
     return app, runtime

@@ -9,8 +9,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from online_models.decode import CAMPAIGNS, DecodeError, decode_input
-from streams.codec import dead_letter
+from online_models.decode import CAMPAIGNS
+from online_models.pipeline import InputRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +40,12 @@ async def follow_campaigns(
 
 
 async def _apply(msg: Any, runtime: Any, settings: Any, app: Any) -> None:
-    if msg.value is None:  # tombstone: campaign deleted, defaults apply again
-        runtime.knowledge.remove_campaign((msg.key or b"").decode(errors="replace"))
-        return
-    try:
-        campaign = decode_input(CAMPAIGNS, msg.value, settings.max_message_bytes)
-    except DecodeError as exc:
-        await _dead_letter(msg, runtime, exc.reason, f"DecodeError: {exc.detail}")
-        return
-    if not runtime.knowledge.set_campaign(campaign):
-        await _dead_letter(
-            msg, runtime, "too_many_campaigns", "max_campaigns campaigns are known already"
-        )
-
-
-async def _dead_letter(msg: Any, runtime: Any, reason: str, error: str) -> None:
-    value, headers = dead_letter(
-        msg.topic, msg.partition, msg.offset, msg.key, msg.value, reason, error
+    """A campaign record through the same pipeline step as the replay's (settings,
+    tombstones, refusals as dead letters)."""
+    step = runtime.pipeline.step(
+        InputRecord(msg.topic, CAMPAIGNS, msg.partition, msg.offset, msg.key, msg.value)
     )
-    await runtime.topics["dead-letter"].send(key=msg.key, value=value, headers=headers)
-    runtime.metrics.dead_letters.labels(msg.topic, reason).inc()
+    for e in step.emissions:
+        await runtime.topics[e.topic].send(key=e.key, value=e.value, headers=e.headers)
+    if step.reason is not None:
+        runtime.metrics.dead_letters.labels(msg.topic, step.reason).inc()

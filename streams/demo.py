@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+import logging
 import os
 import re
 import signal
@@ -14,75 +14,53 @@ import subprocess
 import sys
 import time
 import urllib.request
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from backtest.demo_market import DAY_MS, DEMO_BUDGETS, DemoBidder, demo_stream
 from streams.broker import EmbeddedBroker, free_port, port_free
+from streams.demo_screen import CampaignLine, View, layout
 from streams.settings import Settings
 from streams.topics import create_topics
 
 RUN_DIR = Path(".run")
+REFRESH_S = 2.0
+LAG_HIGH = 2_000  # records behind: above this (and growing) the demo slows its stream
+LAG_LOW = 500  # below this it speeds back up towards the rate asked for
+MIN_RATE = 50.0
 
 
-DAY_MS = 86_400_000
-# The synthetic stream's campaigns would spend about 4,080 / 2,740 / 2,010 a day of
-# event time if every impression were served (measured over its 6-hour segments);
-# their published budgets (600-1,000) were 2-7x smaller, so the budget was gone
-# within minutes and every bid read x0.00. The demo budgets are 60 % of that
-# natural spend: pacing has to hold bids back, and can (the demo serves only the
-# impressions its bids win, below).
-DEMO_BUDGETS = {"c1": 2450.0, "c2": 1640.0, "c3": 1200.0}
+class Throttle:
+    """The demo stream's rate, adapted to the worker: lowered while the worker's lag
+    is high and growing (its bid adjustments would reach the demo's ad server hours of
+    demo time late, and pacing would steer on stale factors), raised back towards the
+    rate asked for once it has caught up."""
 
+    def __init__(self, target: float) -> None:
+        self.target = target
+        self.rate = target
+        self.lags: list[float] = []
 
-class DemoBidder:
-    """The demo's ad server: it serves an impression only when the impression's bid x
-    the engine's multiplier (the user's latest value part x the campaign's latest
-    pacing factor, from the bid-adjustment stream) reaches its clearing price, so
-    the worker's pacing really controls spend, as a bidder would let it. Keeps
-    today's spend per campaign (event time) for the summary."""
-
-    MAX_USERS = 200_000
-
-    def __init__(self) -> None:
-        self.values: dict[tuple[str, str], float] = {}
-        self.pacing: dict[str, float] = {}
-        self.day = -1
-        self.spend: dict[str, float] = {}
-        self.served = self.offered = 0
-        self.clock = 0
-
-    def record(self, adj: dict[str, Any]) -> None:
-        factor = float(adj.get("pacing_factor") or 0.0)
-        # Every record carries the campaign's factor as of its time, a user's too: a
-        # new day's factor arrives with the first re-priced user, not only with the
-        # next announcement (which needs an impression, which needs a factor > 0).
-        self.pacing[adj["campaign_id"]] = factor
-        if adj.get("user_id") is None:
+    def observe(self, lag: float | None, processing: bool = True) -> None:
+        """One read of the worker's lag; `processing`: the worker is consuming (a lag
+        while it starts up says nothing about its speed)."""
+        if lag is None:
             return
-        if len(self.values) >= self.MAX_USERS:
-            self.values.clear()
-        value = float(adj["multiplier"]) / factor if factor > 0 else 1.0
-        self.values[(adj["user_id"], adj["campaign_id"])] = value
+        self.lags = [*self.lags[-4:], lag]
+        if processing and lag > LAG_HIGH and len(self.lags) > 1 and lag >= self.lags[-2]:
+            self.rate = max(self.rate * 0.7, MIN_RATE)
+        elif lag < LAG_LOW:
+            self.rate = min(self.rate * 1.3, self.target)
 
-    def serve(self, imp: dict[str, Any]) -> bool:
-        c = imp["campaign_id"]
-        mult = self.values.get((imp["user_id"], c), 1.0) * self.pacing.get(c, 1.0)
-        ts = int(imp["ts"])
-        self.clock = max(self.clock, ts)
-        if ts // DAY_MS > self.day:
-            self.day, self.spend = ts // DAY_MS, {}
-        self.offered += 1
-        cost = float(imp.get("cost", 0.0))
-        if float(imp.get("bid", 0.0)) * mult < cost:
-            return False
-        if self.spend.get(c, 0.0) + cost > DEMO_BUDGETS.get(c, math.inf):
-            return False  # an ad server caps spend itself; pacing is what keeps it smooth
-        self.served += 1
-        self.spend[c] = self.spend.get(c, 0.0) + float(imp.get("cost", 0.0))
-        return True
+    @property
+    def growing(self) -> bool:
+        """The lag grew at each of the last five reads and is high."""
+        lags = self.lags
+        return len(lags) >= 5 and lags[-1] > LAG_HIGH and all(a < b for a, b in pairwise(lags))
 
 
 async def produce_demo(
@@ -92,10 +70,13 @@ async def produce_demo(
     limit: int | None = None,
     seed: int = 7,
     bidder: DemoBidder | None = None,
+    throttle: Throttle | None = None,
+    injected: list[int] | None = None,
 ) -> int:
     """Send campaigns, then a synthetic stream at `rate` events/s (with a few malformed
-    records, so the dead-letter path shows), keyed by user id. With a `bidder`, only
-    the impressions it wins are sent (and the ad clicks on them)."""
+    records, so the dead-letter path shows, counted in `injected`), keyed by user id.
+    With a `bidder`, only the impressions it wins are sent (and the ad clicks on them);
+    with a `throttle`, its rate replaces `rate`."""
     from backtest.synthetic import campaigns, malformed_inputs
 
     topic_of = {
@@ -113,12 +94,12 @@ async def produce_demo(
                 s.topic_campaigns, key=c["campaign_id"].encode(), value=orjson.dumps(c)
             )
         bad = malformed_inputs()
-        start = time.monotonic()
+        due = time.monotonic()
         unserved: set[str] = set()
         # Event time runs ~200x wall time (click windows close within seconds); it
         # starts at today's UTC midnight so the first budget day is a whole day.
         midnight = int(time.time() * 1000) // DAY_MS * DAY_MS
-        for topic, event in _endless(seed, midnight):
+        for topic, event in demo_stream(seed, midnight):
             if limit is not None and sent >= limit:
                 break
             if bidder is not None:
@@ -139,36 +120,22 @@ async def produce_demo(
             if sent % 1000 == 0:
                 t, raw, _ = bad[(sent // 1000) % len(bad)]
                 await producer.send(topic_of.get(t, t), key=b"bad", value=raw)
-            ahead = sent / rate - (time.monotonic() - start)
+                if injected is not None:
+                    injected[0] += 1
+            due += 1.0 / (throttle.rate if throttle is not None else rate)
+            ahead = due - time.monotonic()
             if ahead > 0.01:
                 await asyncio.sleep(ahead)
+            elif ahead < -1.0:
+                due = time.monotonic()  # fell behind (a slow send): do not burst to catch up
     finally:
         await producer.stop()
     return sent
 
 
-ID_FIELDS = ("user_id", "event_id", "session_id", "impression_id", "order_id")
-SEGMENT_S = 6 * 3600  # dense in event time, so click windows (30 min) close within seconds
-
-
-def _endless(seed: int, start_ms: int) -> Any:
-    """Synthetic 6-hour segments back to back, each with its own seed and users."""
-    from backtest.synthetic import generate
-
-    while True:
-        for topic, event in generate(
-            n_users=500, duration_s=SEGMENT_S, seed=seed, start_ms=start_ms
-        ):
-            for key in ID_FIELDS:  # ids restart per segment: keep them unique
-                if key in event:
-                    event[key] = f"{event[key]}-{seed}"
-            yield topic, event
-        seed += 1
-        start_ms += SEGMENT_S * 1000
-
-
 class Summary:
-    """Counts output topics from their end and scrapes the worker's /metrics."""
+    """Counts output topics from their end, scrapes the worker's /metrics and redraws
+    the screen (`streams.demo_screen`) in place."""
 
     def __init__(
         self,
@@ -176,15 +143,25 @@ class Summary:
         client_kwargs: dict[str, Any],
         metrics_url: str,
         bidder: DemoBidder | None = None,
+        throttle: Throttle | None = None,
+        injected: list[int] | None = None,
+        header: str = "",
     ) -> None:
         self.s = s
         self.kwargs = client_kwargs
         self.url = metrics_url
         self.bidder = bidder
+        self.throttle = throttle
+        self.injected = injected if injected is not None else [0]
+        self.header = header
         self.counts = {"recommendations": 0, "bid-adjustments": 0, "dead-letter": 0}
         self.samples: dict[str, Any] = {}
+        self.last = (time.monotonic(), 0.0, 0)
+        self.last_clock = 0
 
-    async def run(self, every_s: float = 2.0) -> None:
+    async def run(self, every_s: float = REFRESH_S) -> None:
+        from rich.live import Live
+
         names = {
             self.s.topic_recommendations: "recommendations",
             self.s.topic_bid_adjustments: "bid-adjustments",
@@ -199,42 +176,62 @@ class Summary:
         ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        last = (time.monotonic(), 0.0, 0)
         try:
-            while True:
-                deadline = time.monotonic() + every_s
-                while time.monotonic() < deadline:
-                    for tp, msgs in (await consumer.getmany(timeout_ms=200)).items():
-                        name = names[tp.topic]
-                        self.counts[name] += len(msgs)
-                        self.samples[name] = msgs[-1].value
-                        if name == "bid-adjustments" and self.bidder is not None:
-                            for msg in msgs:
-                                self.bidder.record(orjson.loads(msg.value))
-                last = self.print(last)
+            with Live(layout(View(header=self.header)), auto_refresh=False) as live:
+                while True:
+                    deadline = time.monotonic() + every_s
+                    while time.monotonic() < deadline:
+                        for tp, msgs in (await consumer.getmany(timeout_ms=200)).items():
+                            self._take(names[tp.topic], msgs)
+                    live.update(layout(self.view(_scrape(self.url))), refresh=True)
         finally:
             await consumer.stop()
 
-    def print(self, last: tuple[float, float, int]) -> tuple[float, float, int]:
-        scraped = _scrape(self.url)
+    def _take(self, name: str, msgs: list[Any]) -> None:
+        self.counts[name] += len(msgs)
+        for msg in msgs:
+            if name == "bid-adjustments":
+                adj = orjson.loads(msg.value)
+                if self.bidder is not None:
+                    self.bidder.record(adj)
+                if adj.get("user_id") is not None:  # a user's bid, not a pacing update
+                    self.samples[name] = adj
+        if name == "recommendations" and msgs:
+            self.samples[name] = orjson.loads(msgs[-1].value)
+
+    def view(self, scraped: dict[str, Any]) -> View:
         now = time.monotonic()
         events_in = scraped.get("in", 0.0)
         out = sum(self.counts.values())
-        dt = max(now - last[0], 1e-6)
-        rate_in, rate_out = (events_in - last[1]) / dt, (out - last[2]) / dt
-        print(
-            f"[ecom-stream] in {rate_in:7.0f}/s  out {rate_out:6.0f}/s"
-            f"  recs {self.counts['recommendations']}  bids {self.counts['bid-adjustments']}"
-            f"  dead-letters {self.counts['dead-letter']}  click AUC {scraped.get('auc', 'n/a')}"
-            f"  log-loss {scraped.get('logloss', 'n/a')}",
-            flush=True,
+        dt = max(now - self.last[0], 1e-6)
+        rate_in, rate_out = (events_in - self.last[1]) / dt, (out - self.last[2]) / dt
+        self.last = (now, events_in, out)
+        throttle = self.throttle
+        if throttle is not None:
+            throttle.observe(scraped.get("lag"), processing=rate_in > 0)
+        v = View(
+            rate_in=max(rate_in, 0.0),
+            rate_out=max(rate_out, 0.0),
+            rate=throttle.rate if throttle is not None else 0.0,
+            target_rate=throttle.target if throttle is not None else 0.0,
+            lag=scraped.get("lag"),
+            lag_growing=throttle.growing if throttle is not None else False,
+            recs=self.counts["recommendations"],
+            bids=self.counts["bid-adjustments"],
+            dead_letters=self.counts["dead-letter"],
+            injected=self.injected[0],
+            auc=scraped.get("auc", "n/a"),
+            logloss=scraped.get("logloss", "n/a"),
+            recommendation=self.samples.get("recommendations"),
+            bid=self.samples.get("bid-adjustments"),
+            header=self.header,
         )
-        for name in ("recommendations", "bid-adjustments"):
-            if name in self.samples:
-                print(f"    {name[:-1]}: {_brief(self.samples[name])}", flush=True)
         if self.bidder is not None:
-            print(f"    pacing: {_pacing_line(self.bidder, scraped)}", flush=True)
-        return now, events_in, out
+            _campaign_lines(v, self.bidder, scraped)
+            if self.last_clock:
+                v.speed = max(self.bidder.clock - self.last_clock, 0) / 1000 / dt
+            self.last_clock = self.bidder.clock
+        return v
 
 
 def _scrape(url: str) -> dict[str, Any]:
@@ -259,46 +256,48 @@ def _scrape(url: str) -> dict[str, Any]:
     return out
 
 
-def _pacing_line(bidder: DemoBidder, scraped: dict[str, Any]) -> str:
-    """Per campaign: today's spend / budget (and the even-spend target by now), the
-    pacing factor the worker reports; then the share of impressions won."""
+def _campaign_lines(v: View, bidder: DemoBidder, scraped: dict[str, Any]) -> None:
+    """Per campaign: today's spend against its budget and its even line by now, the
+    pacing factor the worker reports, and how long since it last won."""
     share = (bidder.clock % DAY_MS) / DAY_MS
-    hhmm = time.strftime("%H:%M", time.gmtime(bidder.clock / 1000))
-    parts = []
-    for c, budget in sorted(DEMO_BUDGETS.items()):
-        spend = bidder.spend.get(c, 0.0)
+    v.clock_ms = bidder.clock
+    v.day = bidder.day - bidder.first_day + 1 if bidder.first_day >= 0 else 1
+    v.won = bidder.served / bidder.offered if bidder.offered else 0.0
+    for c, budget in sorted(bidder.budgets.items()):
         factor = scraped.get("pacing", {}).get(c, bidder.pacing.get(c, 1.0))
-        parts.append(f"{c} {spend:.0f}/{budget:.0f} (even {budget * share:.0f}) x{factor:.2f}")
-    won = bidder.served / bidder.offered if bidder.offered else 0.0
-    lag = scraped.get("lag")
-    behind = f"  worker lag {lag:.0f} records" if lag is not None else ""
-    return f"day {hhmm} UTC  " + "  ".join(parts) + f"  won {won:.0%}{behind}"
-
-
-def _brief(raw: bytes) -> str:
-    d = orjson.loads(raw)
-    if "items" in d:
-        items = ", ".join(i["item_id"] for i in d["items"][:5])
-        return f"user {d['user_id']} -> [{items}, ...] ({d['strategy']})"
-    return (
-        f"user {d['user_id']} campaign {d['campaign_id']} x{d['multiplier']:.2f} "
-        f"(p_click {d['p_click']}, pacing {d['pacing_factor']:.2f}, {d['reason']})"
-    )
+        v.campaigns.append(
+            CampaignLine(
+                c, bidder.spend.get(c, 0.0), budget, budget * share, factor, bidder.idle_ms(c)
+            )
+        )
 
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM (e.g. `timeout`) stops what we started, like Ctrl-C
 
 
+def _log_to_file(path: Path) -> None:
+    """Every log line of this process (ours, aiokafka's) to `path`, none on the screen."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def run_demo(rate: float) -> int:
     RUN_DIR.mkdir(exist_ok=True)
+    _log_to_file(RUN_DIR / "demo.log")
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     broker = None
+    where = f"Kafka at {env.get('KAFKA_BOOTSTRAP_SERVERS')}"
     if "KAFKA_BOOTSTRAP_SERVERS" not in env:
         broker = EmbeddedBroker(9092 if port_free(9092) else free_port(), RUN_DIR / "broker.log")
         env.update(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, ECOM_FETCH_END_OFFSETS="1")
-        print(f"[ecom-stream] embedded broker on {broker.bootstrap} (pid {broker.proc.pid})")
+        where = f"embedded broker on {broker.bootstrap} (pid {broker.proc.pid})"
     env.setdefault("ECOM_SESSION_TIMEOUT_S", "10")
     env.setdefault("ECOM_REBALANCE_TIMEOUT_S", "10")
     env.setdefault("ECOM_HEARTBEAT_INTERVAL_S", "1")
@@ -313,18 +312,21 @@ def run_demo(rate: float) -> int:
         asyncio.run(create_topics(s, kwargs))
         log = (RUN_DIR / "worker.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
+            [sys.executable, "-m", "ecom_cli", "worker"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        print(
-            f"[ecom-stream] worker pid {worker.pid}, log {RUN_DIR / 'worker.log'}, "
-            f"metrics http://{s.web_host}:{s.web_port}/metrics  (Ctrl-C stops)"
-        )
         url = f"http://{s.web_host}:{s.web_port}/metrics"
-        asyncio.run(_demo_loop(s, kwargs, rate, url))
+        header = (
+            f"[b]ecom-stream demo[/]: {where}, worker pid {worker.pid}, metrics {url}; "
+            f"logs in {RUN_DIR}/ (demo.log, worker.log, broker.log).  [b]Ctrl-C stops.[/]\n"
+            "A synthetic shop (3 campaigns) feeds the worker; "
+            "the demo's ad server shows an ad only when its bid x the worker's multiplier "
+            "clears the price."
+        )
+        asyncio.run(_demo_loop(s, kwargs, rate, url, header))
     except KeyboardInterrupt:
         print("\n[ecom-stream] stopping")
     finally:
@@ -339,11 +341,17 @@ def run_demo(rate: float) -> int:
     return 0
 
 
-async def _demo_loop(s: Settings, kwargs: dict[str, Any], rate: float, url: str) -> None:
+async def _demo_loop(
+    s: Settings, kwargs: dict[str, Any], rate: float, url: str, header: str = ""
+) -> None:
     bidder = DemoBidder()
-    summary = Summary(s, kwargs, url, bidder)
+    throttle = Throttle(rate)
+    injected = [0]
+    summary = Summary(s, kwargs, url, bidder, throttle, injected, header)
     tasks = [
-        asyncio.create_task(produce_demo(s, kwargs, rate, bidder=bidder)),
+        asyncio.create_task(
+            produce_demo(s, kwargs, rate, bidder=bidder, throttle=throttle, injected=injected)
+        ),
         asyncio.create_task(summary.run()),
     ]
     try:

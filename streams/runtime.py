@@ -30,10 +30,10 @@ from online_models.events import Campaign
 from online_models.knowledge import SharedKnowledge
 from online_models.outputs import BidAdjustment, Recommendation
 from online_models.partitioning import partition_for
+from online_models.pipeline import REPARTITION, InputRecord, Limits, Pipeline, Step
 from online_models.snapshot import SnapshotError, decode_snapshot
 from streams.commit_guard import CommitGuard
 from streams.end_offsets import fetch_end_offsets, log_end_offsets
-from streams.handler import Outcome, Record, handle_record
 from streams.health import Health
 from streams.metrics import Metrics
 from streams.runtime_reports import Reports
@@ -83,6 +83,14 @@ class Runtime(Reports):
         self.holes: dict[tuple[str, int], Hole] = {}
         self.health = Health(
             stall_after_s=settings.stall_timeout_s, broker_timeout_s=settings.broker_timeout_s
+        )
+        # The one pipeline step, the same the replay runs (online_models/pipeline.py).
+        self.pipeline = Pipeline(
+            cfg,
+            self.engines.__getitem__,
+            lambda partition: self.users,
+            lambda: self.knowledge,
+            Limits(settings.max_message_bytes, settings.max_nesting_depth),
         )
 
     async def handle(
@@ -172,27 +180,14 @@ class Runtime(Reports):
         engine = self.engines.get(partition) or await self.restore(partition)
         if partition in self.untouched:
             self._register_users(partition, engine)
-        rec = Record(topic, self.streams[topic], partition, offset, key, value)
-        outcome = handle_record(
-            rec,
-            engine,
-            self.users.get,
-            self.settings.partitions,
-            self.settings.max_message_bytes,
-            self.settings.max_nesting_depth,
+        step = self.pipeline.step(
+            InputRecord(topic, self.streams[topic], partition, offset, key, value)
         )
-        if outcome.evict is not None:
-            self.users.forget(outcome.evict)
-        for send in outcome.sends:
-            target = self.topics[send.topic] if send.topic != "repartition" else self.topics[topic]
-            await target.send(
-                key=send.key, value=send.value, headers=send.headers, partition=send.partition
-            )
-        if outcome.state is not None and outcome.user is not None:
-            self.users[outcome.user] = outcome.state
-        for user in outcome.expired:
-            self.users.pop(user)
-        self._observe(topic, partition, offset, outcome, started)
+        for e in step.emissions:
+            target = self.topics[topic] if e.topic == REPARTITION else self.topics[e.topic]
+            await target.send(key=e.key, value=e.value, headers=e.headers, partition=e.partition)
+        self.pipeline.apply(step)  # after the sends: see online_models/pipeline.py
+        self._observe(topic, step, started)
         await self._maybe_snapshot(partition, engine)
 
     async def _wait_ready(self, topic: str, partition: int, offset: int) -> None:
@@ -204,20 +199,18 @@ class Runtime(Reports):
         while not self.is_ready() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
 
-    def _observe(
-        self, topic: str, partition: int, offset: int, outcome: Outcome, started: float
-    ) -> None:
+    def _observe(self, topic: str, step: Step, started: float) -> None:
         m = self.metrics
-        if outcome.reason is not None:
-            m.dead_letters.labels(topic, outcome.reason).inc()
-        elif outcome.event_type == "repartitioned":
+        if step.reason is not None:
+            m.dead_letters.labels(topic, step.reason).inc()
+        elif step.repartitioned:
             m.repartitioned.labels(topic).inc()
-        elif outcome.duplicate:
+        elif step.duplicate:
             m.duplicates_skipped.labels(topic).inc()
         else:
-            m.events_in.labels(topic, outcome.event_type).inc()
-            m.event_time_lag.labels(topic).observe(max(0.0, time.time() - outcome.event_ts / 1000))
-        for o in outcome.outputs:
+            m.events_in.labels(topic, step.event_type).inc()
+            m.event_time_lag.labels(topic).observe(max(0.0, time.time() - step.event_ts / 1000))
+        for o in step.outputs:
             if isinstance(o, Recommendation):
                 m.events_out.labels(self.settings.topic_recommendations).inc()
                 m.recommendations.labels(o.strategy).inc()
@@ -227,7 +220,7 @@ class Runtime(Reports):
                     m.bid_multiplier.observe(o.multiplier)
                 else:
                     m.pacing_factor.labels(m.campaign_label(o.campaign_id)).set(o.pacing_factor)
-        if outcome.reason is not None:
+        if step.reason is not None:
             m.events_out.labels(self.settings.topic_dead_letter).inc()
         m.processing_latency.labels(topic).observe(time.perf_counter() - started)
 

@@ -2,118 +2,145 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from online_models.config import domain_overrides
+from online_models.bounds import (
+    ConfigError,
+    above,
+    at_least,
+    flag,
+    one_of,
+    parse,
+    problems,
+    text,
+    within,
+)
+from online_models.config import DOMAIN_ENV_PREFIX, domain_overrides
 
 SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password"})
+# What Faust's worker (mode) accepts as a log level, in the spelling users write.
+LOG_LEVELS = ("crit", "critical", "error", "warn", "warning", "info", "debug")
 
 
-class SettingsError(ValueError):
-    """The environment describes a configuration that must not start."""
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+class SettingsError(ConfigError):
+    """The environment describes a configuration that must not start; `problems`
+    holds one line per mistake, each naming its variable."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every knob of the worker. `Settings.from_env()` is the only constructor used."""
+    """Every knob of the worker. `Settings.from_env()` is the only constructor used.
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    app_id: str = "ecom-stream"
-    profile: str = "dev"  # "prod" refuses to start without TLS/SASL
-    partitions: int = 4
-    replication_factor: int = 1
-    topic_clickstream: str = "clickstream"
-    topic_orders: str = "orders"
-    topic_impressions: str = "ad-impressions"
-    topic_campaigns: str = "campaigns"
-    topic_recommendations: str = "recommendations"
-    topic_bid_adjustments: str = "bid-adjustments"
-    topic_dead_letter: str = "dead-letter"
-    topic_snapshots: str = "model-snapshots"
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    data_dir: str = ".run/worker-data"
-    max_message_bytes: int = 64 * 1024
+    Each field declares its type and accepted range (online_models/bounds.py), the same
+    mechanism as the domain's EngineConfig, so both are checked in one pass."""
+
+    bootstrap_servers: str = text("127.0.0.1:9092")
+    app_id: str = text("ecom-stream")
+    profile: str = one_of("dev", "dev", "prod")  # "prod" refuses to start without TLS/SASL
+    partitions: int = at_least(4, 1)
+    replication_factor: int = at_least(1, 1)
+    topic_clickstream: str = text("clickstream")
+    topic_orders: str = text("orders")
+    topic_impressions: str = text("ad-impressions")
+    topic_campaigns: str = text("campaigns")
+    topic_recommendations: str = text("recommendations")
+    topic_bid_adjustments: str = text("bid-adjustments")
+    topic_dead_letter: str = text("dead-letter")
+    topic_snapshots: str = text("model-snapshots")
+    web_host: str = text("127.0.0.1")
+    web_port: int = within(6066, 1, 65535)
+    data_dir: str = text(".run/worker-data")
+    # Below a few hundred bytes no real event fits: 256 is the floor, not a target.
+    max_message_bytes: int = at_least(64 * 1024, 256)
     # Decoded user states kept in memory (most recently used); the rest are decoded
     # from the table's bytes when needed. Bounds the worker's memory (streams/state_store.py).
-    state_cache_users: int = 256
-    max_nesting_depth: int = 32  # deeper JSON goes to dead-letter as too_deep, unparsed
+    state_cache_users: int = at_least(256, 1)
+    # deeper JSON goes to dead-letter as too_deep, unparsed
+    max_nesting_depth: int = within(32, 2, 1000)
     # Readiness fails while a partition with a backlog has not advanced for this long.
-    stall_timeout_s: float = 120.0
+    stall_timeout_s: float = above(120.0, 0)
     # Consumer lag (log end minus next offset to process) and broker reachability are
     # refreshed this often; the broker counts as unreachable after broker_timeout_s.
-    lag_refresh_s: float = 5.0
-    broker_timeout_s: float = 15.0
+    lag_refresh_s: float = above(5.0, 0)
+    broker_timeout_s: float = above(15.0, 0)
     # SIGTERM: flushing and committing may take this long before the worker exits anyway
     # (what was not committed is redelivered to the next owner, not lost).
-    shutdown_timeout_s: float = 8.0
-    snapshot_every_events: int = 2000
-    snapshot_every_s: float = 10.0
+    shutdown_timeout_s: float = above(8.0, 0)
+    snapshot_every_events: int = at_least(2000, 1)
+    snapshot_every_s: float = above(10.0, 0)
     # A snapshot blocks its worker for a time that grows with the partition's state;
     # snapshots due (by count or age) wait until they cost at most this share of the time.
-    snapshot_max_share: float = 0.05
-    session_timeout_s: float = 60.0
-    rebalance_timeout_s: float = 60.0
-    heartbeat_interval_s: float = 3.0
-    commit_interval_s: float = 2.8
+    snapshot_max_share: float = within(0.05, 0, 1, low_open=True)
+    session_timeout_s: float = above(60.0, 0)
+    rebalance_timeout_s: float = above(60.0, 0)
+    heartbeat_interval_s: float = above(3.0, 0)
+    commit_interval_s: float = above(2.8, 0)
     # Records per fetch: small fetches keep the three input topics of a partition close
     # in event time, so fewer events arrive behind the watermark (see architecture.md).
-    max_poll_records: int = 200
-    log_level: str = "info"
+    max_poll_records: int = at_least(200, 1)
+    log_level: str = one_of("info", *LOG_LEVELS)
     # > 0: trace allocations and log their growth every this many seconds (diagnosis)
-    debug_memory_s: float = 0.0
+    debug_memory_s: float = at_least(0.0, 0)
     # 1 on brokers whose ListOffsets(latest) is wrong (the embedded Tansu): see end_offsets.py
-    fetch_end_offsets: int = 0
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = ""
-    sasl_username: str = ""
-    sasl_password: str = field(default="", repr=False)
-    ssl_cafile: str = ""
-    ssl_certfile: str = ""
-    ssl_keyfile: str = ""
-    ssl_key_password: str = field(default="", repr=False)
-    domain: dict[str, Any] = field(default_factory=dict)
+    fetch_end_offsets: int = flag(0)
+    security_protocol: str = one_of("PLAINTEXT", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+    sasl_mechanism: str = one_of("", "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    sasl_username: str = text("", nonempty=False)
+    sasl_password: str = text("", nonempty=False, secret=True)
+    ssl_cafile: str = text("", nonempty=False)
+    ssl_certfile: str = text("", nonempty=False)
+    ssl_keyfile: str = text("", nonempty=False)
+    ssl_key_password: str = text("", nonempty=False, secret=True)
+    domain: dict[str, Any] = field(default_factory=dict)  # ECOM_DOMAIN_*: EngineConfig's
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of `env` (default: the process environment), every variable
+        checked before anything connects; SettingsError lists every problem, one a line."""
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name == "domain":
-                continue
-            key = ENV_NAMES[f.name]
+        found = unknown_names(source)
+        for name, key in ENV_NAMES.items():
             if key in source:
-                values[f.name] = _coerce(f.type, source[key], key)
-        values["domain"] = domain_overrides(source)
+                try:
+                    values[name] = parse(cls, name, source[key])
+                except ValueError as exc:
+                    found.append(f"{key}={source[key]!r}: {exc}")
+        try:
+            values["domain"] = domain_overrides(source)
+        except ConfigError as exc:
+            found += exc.problems
+        if found:
+            raise SettingsError(found)
         settings = cls(**values)
         settings.check()
         return settings
 
     def check(self) -> None:
-        if self.partitions < 1:
-            raise SettingsError("ECOM_PARTITIONS must be >= 1")
-        if self.state_cache_users < 1:
-            raise SettingsError("ECOM_STATE_CACHE_USERS must be >= 1")
-        if self.max_nesting_depth < 2:
-            raise SettingsError("ECOM_MAX_NESTING_DEPTH must be >= 2")
-        if self.lag_refresh_s <= 0 or self.broker_timeout_s <= 0:
-            raise SettingsError("ECOM_LAG_REFRESH_S and ECOM_BROKER_TIMEOUT_S must be > 0")
-        if not 0 < self.snapshot_max_share <= 1:
-            raise SettingsError("ECOM_SNAPSHOT_MAX_SHARE must be in (0, 1]")
+        """Rules across fields (each field's own range is checked when it is read)."""
+        found = problems(self, ENV_NAMES)
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_mechanism and self.sasl_username and self.sasl_password
         ):
-            raise SettingsError("SASL needs KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD")
+            found.append(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol}: SASL needs "
+                "KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD"
+            )
         if self.profile == "prod" and self.security_protocol != "SASL_SSL":
-            raise SettingsError(
+            found.append(
                 "ECOM_PROFILE=prod refuses to start without KAFKA_SECURITY_PROTOCOL=SASL_SSL"
             )
+        if self.heartbeat_interval_s >= self.session_timeout_s:
+            found.append(
+                f"ECOM_HEARTBEAT_INTERVAL_S={self.heartbeat_interval_s:g}: must be below "
+                f"ECOM_SESSION_TIMEOUT_S={self.session_timeout_s:g}"
+            )
+        if found:
+            raise SettingsError(found)
 
     def redacted(self) -> dict[str, Any]:
         """A loggable view: secrets replaced by '***' when set."""
@@ -132,17 +159,6 @@ class Settings:
         }
 
 
-def _coerce(kind: Any, raw: str, key: str) -> Any:
-    try:
-        if kind in ("int", int):
-            return int(raw)
-        if kind in ("float", float):
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{key}={raw!r} is not a number") from None
-    return raw
-
-
 # Environment variable of each field; Kafka connection settings keep Kafka's usual names.
 ENV_NAMES: dict[str, str] = {
     f.name: (
@@ -152,4 +168,28 @@ ENV_NAMES: dict[str, str] = {
         else f"ECOM_{f.name.upper()}"
     )
     for f in fields(Settings)
+    if f.name != "domain"
 }
+
+# ECOM_ variables the project itself sets that are not settings of the worker; any
+# other unknown ECOM_ name is a typo and refused (a silently ignored knob is worse).
+OTHER_ECOM_VARIABLES: dict[str, str] = {
+    "ECOM_IMAGE": "docker-compose.yml: the image tag of the stack",
+    "ECOM_MARKER": "tests/test_harness.py: a marker passed to test subprocesses",
+}
+
+
+def unknown_names(env: Mapping[str, str]) -> list[str]:
+    """One problem per `ECOM_*` name that is no setting (ECOM_DOMAIN_* are checked by
+    the domain), with the closest known name when there is one."""
+    known = set(ENV_NAMES.values())
+    found = []
+    for key in sorted(env):
+        if not key.startswith("ECOM_") or key.startswith(DOMAIN_ENV_PREFIX):
+            continue
+        if key in known or key in OTHER_ECOM_VARIABLES:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        found.append(f"{key}: unknown setting{hint}; `ecom-stream settings` lists them")
+    return found

@@ -157,7 +157,7 @@ def wait_for(
 
 
 class WorkerProcess:
-    """`python -m streams worker` as a subprocess; its `log_path` outlives stop()."""
+    """`python -m ecom_cli worker` as a subprocess; its `log_path` outlives stop()."""
 
     def __init__(
         self,
@@ -172,7 +172,7 @@ class WorkerProcess:
         # so that log_tail() shows what happened right before a failure.
         paths = [str(PROJECT_ROOT), full_env.get("PYTHONPATH", "")]
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-        self.argv = list(argv or [sys.executable, "-m", "streams", "worker"])
+        self.argv = list(argv or [sys.executable, "-m", "ecom_cli", "worker"])
         with open(self.log_path, "ab") as log:
             self.proc = Popen(
                 self.argv, env=full_env, cwd=cwd, stdin=DEVNULL, stdout=log, stderr=log

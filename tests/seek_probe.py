@@ -31,6 +31,6 @@ def install() -> None:
 
 if __name__ == "__main__":
     install()
-    from streams.cli import main
+    from ecom_cli.main import main
 
     raise SystemExit(main(["worker"]))

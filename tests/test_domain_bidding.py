@@ -26,6 +26,7 @@ from online_models.bidding import (
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
 from online_models.events import Campaign
+from online_models.outputs import Origin
 
 HOUR = 3_600_000
 DAY0 = (1_700_000_000_000 // DAY_MS) * DAY_MS  # a UTC midnight
@@ -275,7 +276,7 @@ def test_announcements_have_hysteresis() -> None:
     ]:
         pace.factor = factor
         out: list[Any] = []
-        eng._announce_pacing(campaign(), NOON, "src", out)
+        eng._announce_pacing(campaign(), NOON, Origin("src", "src#0"), out)
         assert bool(out) is moved, factor
     assert eng.pacing_sent["c1"] == 0.006
 

@@ -3,9 +3,9 @@ output or a stored state as NaN or inf, every stored state decodes, snapshots
 round-trip, and valid events afterwards are still served.
 
 Wired as the worker wires it: four partitions, one shared knowledge, user states
-stored as bytes (`StateStore` over a dict), campaign records applied through the
-knowledge as the campaign feed applies them, every record through
-`streams.handler.handle_record`. Run with the model gate on and off (off: the click
+stored as bytes (`StateStore` over a dict), every record, campaign records included,
+through `online_models.pipeline.Pipeline.step` (what `streams/runtime.py` calls). Run
+with the model gate on and off (off: the click
 model prices bids from its first label, the path on which a ROAS target of 5e-324
 once gave inf) and with and without a clock (the worker's and the replay's engines).
 """
@@ -24,15 +24,15 @@ from hypothesis import strategies as st
 
 from backtest.synthetic import campaigns, generate
 from online_models.config import EngineConfig
-from online_models.decode import CAMPAIGNS, DEFAULT_MAX_BYTES, DecodeError, decode_input
+from online_models.decode import CAMPAIGNS
 from online_models.engine import PartitionEngine
 from online_models.events import Campaign
 from online_models.knowledge import SharedKnowledge
 from online_models.outputs import BidAdjustment, Recommendation
 from online_models.partitioning import partition_for
+from online_models.pipeline import InputRecord, Pipeline
 from online_models.snapshot import decode_snapshot, encode_snapshot
 from online_models.state import decode_state
-from streams.handler import Record, handle_record
 from streams.state_store import StateStore
 
 PARTITIONS = 4
@@ -115,38 +115,24 @@ class Worker:
         self.offsets = dict.fromkeys(range(PARTITIONS), 0)
         self.outputs: list[tuple[str, bytes]] = []
         self.dead: list[str] = []
+        self.pipeline = Pipeline(
+            cfg, self.engines.__getitem__, lambda p: self.store, lambda: self.knowledge
+        )
 
     def feed(self, topic: str, raw: bytes) -> None:
-        if topic == CAMPAIGNS:  # as streams/campaign_feed.py applies a record
-            try:
-                self.knowledge.set_campaign(decode_input(CAMPAIGNS, raw))
-            except DecodeError:
-                self.dead.append("campaign")
-            return
         try:
-            key = orjson.loads(raw).get("user_id")
+            key = orjson.loads(raw).get("campaign_id" if topic == CAMPAIGNS else "user_id")
         except (orjson.JSONDecodeError, AttributeError):
             key = None
         key_bytes = str(key).encode() if key is not None else None
         p = partition_for(key_bytes, PARTITIONS) if key_bytes else 0
         offset = self.offsets[p]
         self.offsets[p] += 1
-        out = handle_record(
-            Record(topic, topic, p, offset, key_bytes, raw),
-            self.engines[p],
-            self.store.get,
-            PARTITIONS,
-            DEFAULT_MAX_BYTES,
-        )
-        if out.reason is not None:
-            self.dead.append(out.reason)
-        if out.evict is not None:
-            self.store.forget(out.evict)
-        if out.state is not None and out.user is not None:
-            self.store[out.user] = out.state
-        for user in out.expired:
-            self.store.pop(user)
-        self.outputs.extend((s.topic, s.value) for s in out.sends if s.topic != "dead-letter")
+        step = self.pipeline.step(InputRecord(topic, topic, p, offset, key_bytes, raw))
+        if step.reason is not None:
+            self.dead.append("campaign" if topic == CAMPAIGNS else step.reason)
+        self.outputs.extend((e.topic, e.value) for e in step.emissions if e.topic != "dead-letter")
+        self.pipeline.apply(step)
 
 
 def _finite_everywhere(obj: Any) -> bool:

@@ -263,7 +263,7 @@ def test_an_unreachable_broker_is_one_clear_line_and_exit_code_2(
     events.write_text(json.dumps({"topic": "clickstream", **view("u", 1, 1)}) + "\n")
     argv = {"produce": ["produce", str(events), "--speed", "max"]}.get(command, [command])
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": address, "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run([sys.executable, "-m", "streams", *argv], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "ecom_cli", *argv], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr[-2000:]

@@ -203,7 +203,7 @@ def test_fake_negatives_calibrate_delayed_conversions_better_than_waiting() -> N
 def test_truth_stream_cli_writes_a_replayable_market(tmp_path: Path) -> None:
     """`ecom-stream truth-stream` writes events the replay reads and the truth beside
     them (one entry per impression)."""
-    from streams.cli import main
+    from ecom_cli.main import main
 
     events, truth = tmp_path / "m.jsonl.gz", tmp_path / "t.json"
     args = ["truth-stream", "-o", str(events), "--truth", str(truth), "--users", "40"]

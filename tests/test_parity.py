@@ -25,10 +25,11 @@ import pytest
 from kafka_harness import WorkerProcess, read_all
 from live_support import get_json, poll, setup_topics, stream
 
-from backtest.cli import produce
 from backtest.jsonl import write_events
 from backtest.replay import ReplayOptions, replay
 from backtest.synthetic import campaigns
+from ecom_cli.produce import produce
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +51,12 @@ def test_offline_replay_and_live_worker_agree(broker, fast_worker_env, tmp_path,
 
     with WorkerProcess(env, log_path=tmp_path / "worker.log") as worker:
         worker.wait_http(f"{base}/readyz", timeout_s=60)
-        asyncio.run(produce([str(camp_file)], math.inf))
+        asyncio.run(produce(Settings.from_env(), [str(camp_file)], math.inf))
         loaded = b'ecom_table_size{table="campaigns"} 3.0'
         poll(lambda: (loaded in worker.wait_http(f"{base}/metrics"), "campaigns"), 30)
         # In event-time order, at a pace the worker keeps up with (~30 s for 2 h): a worker
         # far behind reads each topic in large batches, skewing topics past the lateness.
-        asyncio.run(produce([str(event_file)], 250.0))
+        asyncio.run(produce(Settings.from_env(), [str(event_file)], 250.0))
 
         def processed() -> int:
             models = get_json(f"{base}/models") or {"partitions": {}}

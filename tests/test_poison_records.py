@@ -1,5 +1,5 @@
-"""No record can stop a partition: whatever bytes arrive, `handle_record` (the one
-function the agent calls per record) returns an outcome, and every refusal is a
+"""No record can stop a partition: whatever bytes arrive, `Pipeline.step` (the one
+step the agent and the replay call per record) returns a step, and every refusal is a
 dead letter that names its reason and keeps the original bytes."""
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from online_models.engine import PartitionEngine
 from online_models.events import ClickEvent
 from online_models.outputs import DeadLetter
 from online_models.partitioning import partition_for
+from online_models.pipeline import DictStates, InputRecord, Pipeline, Step
 from online_models.recommend import Recommender
-from online_models.state import UserState
-from streams.handler import Outcome, Record, handle_record
 
 PARTITIONS = 1
 FUZZ_CASES = 100_000
@@ -81,21 +80,22 @@ def _mutate(rng: random.Random, stream: str, event: dict[str, Any]) -> bytes | N
     return raw  # unchanged: valid events between the poison keep state moving
 
 
-def _handle(engine: PartitionEngine, states: dict[str, UserState], stream: str,
-            offset: int, value: bytes | None) -> Outcome:  # fmt: skip
+def _pipeline(engine: PartitionEngine, states: DictStates) -> Pipeline:
+    return Pipeline(engine.cfg, lambda p: engine, lambda p: states, lambda: engine.knowledge)
+
+
+def _handle(engine: PartitionEngine, states: DictStates, stream: str,
+            offset: int, value: bytes | None) -> Step:  # fmt: skip
     key = None
     if value:
         try:
             key = str(orjson.loads(value).get("user_id", "")).encode()
         except Exception:  # the fuzz makes bytes no parser accepts; keys are then absent
             key = b"?"
-    rec = Record(stream, stream, 0, offset, key, value)
-    outcome = handle_record(rec, engine, states.get, PARTITIONS, 64 * 1024)
-    if outcome.state is not None and outcome.user is not None:
-        states[outcome.user] = outcome.state
-    if outcome.evict is not None:
-        states.pop(outcome.evict, None)
-    return outcome
+    pipeline = _pipeline(engine, states)
+    step = pipeline.step(InputRecord(stream, stream, 0, offset, key, value))
+    pipeline.apply(step)
+    return step
 
 
 def test_fuzz_hundred_thousand_mutated_payloads_never_raise() -> None:
@@ -104,7 +104,7 @@ def test_fuzz_hundred_thousand_mutated_payloads_never_raise() -> None:
     rng = random.Random(20261201)
     valid = _valid_records(seed=3)
     engine = PartitionEngine(EngineConfig(partitions=PARTITIONS), 0)
-    states: dict[str, UserState] = {}
+    states = DictStates()
     reasons: collections.Counter[str] = collections.Counter()
     applied = 0
     for offset in range(FUZZ_CASES):
@@ -122,7 +122,7 @@ def test_fuzz_hundred_thousand_mutated_payloads_never_raise() -> None:
         reasons[outcome.reason] += 1
         known = outcome.reason in REASONS or outcome.reason == "future_timestamp"
         assert known or outcome.reason.startswith("processing_error:"), outcome.reason
-        (send,) = outcome.sends
+        (send,) = outcome.emissions
         assert send.topic == "dead-letter"
         assert dict(send.headers)["reason"] == outcome.reason.encode()
         letter = msgspec.json.decode(send.value, type=DeadLetter)
@@ -150,12 +150,13 @@ def test_an_exception_in_processing_is_a_dead_letter_and_drops_the_cached_state(
     engine = _Exploding(EngineConfig(partitions=PARTITIONS), 0)
     value = orjson.dumps({"event_id": "e", "ts": 1_700_000_000_000, "user_id": "u",
                           "type": "view", "item_id": "i"})  # fmt: skip
-    outcome = handle_record(
-        Record("clicks-topic", "clickstream", 0, 7, b"u", value), engine, lambda u: None, 1, 65536
+    states = DictStates()
+    outcome = _pipeline(engine, states).step(
+        InputRecord("clicks-topic", "clickstream", 0, 7, b"u", value)
     )
     assert outcome.reason == "processing_error:OverflowError"
     assert outcome.evict == "u" and outcome.state is None
-    letter = msgspec.json.decode(outcome.sends[0].value, type=DeadLetter)
+    letter = msgspec.json.decode(outcome.emissions[0].value, type=DeadLetter)
     assert letter.payload.encode() == value
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
         "clicks-topic",

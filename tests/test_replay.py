@@ -13,7 +13,8 @@ import pytest
 
 from backtest.cli import add_backtest_parsers
 from backtest.jsonl import write_events
-from backtest.replay import ReplayOptions, merged, progress_enabled, replay
+from backtest.progress import progress_enabled
+from backtest.replay import ReplayOptions, merged, replay
 from backtest.report import SCHEMA, schema_errors
 from backtest.synthetic import campaigns, generate
 from online_models.config import EngineConfig
@@ -180,7 +181,7 @@ def test_replay_honours_the_workers_domain_settings(
 ) -> None:
     """`ecom-stream replay` reads ECOM_DOMAIN_* like the worker (one reader for both),
     says so in its help, and --knowledge-delay-ms overrides the variable."""
-    from streams.cli import main
+    from ecom_cli.main import main
 
     with pytest.raises(SystemExit):
         main(["replay", "--help"])

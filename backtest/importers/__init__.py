@@ -20,15 +20,19 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
+from backtest.argtypes import positive_int
 from backtest.importers.common import Event, Importer, ImportFailed, Tally
 from backtest.importers.olist import import_olist
 from backtest.importers.online_retail import import_online_retail
 from backtest.importers.open_bandit import import_open_bandit
 from backtest.importers.taobao import import_taobao
 from backtest.importers.yoochoose import import_yoochoose
+from backtest.inputs import NothingValid, check_output_file
 from backtest.jsonl import write_events
+from backtest.progress import Progress, counts_text, progress_enabled
 from online_models.decode import DecodeError, decode_dict
 
 __all__ = ["IMPORTERS", "ImportFailed", "ImportStats", "add_import_parser", "run_import"]
@@ -97,19 +101,29 @@ def _check(events: list[Event], tally: Tally) -> list[Event]:
     return kept
 
 
-def run_import(fmt: str, sources: list[str], output: str, limit: int | None = None) -> ImportStats:
+def run_import(
+    fmt: str, sources: list[str], output: str, limit: int | None = None, progress: bool = False
+) -> ImportStats:
     """Import `sources` in format `fmt` into the JSON Lines file `output`.
 
-    `limit` caps the rows read from the main table (summed over sources).
+    `limit` caps the rows read from the main table (summed over sources); `progress`
+    draws a bar over the bytes read (backtest/progress.py).
     Raises ValueError for an unknown format and ImportFailed for unusable sources.
     """
     importer = IMPORTERS.get(fmt)
     if importer is None:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(sorted(IMPORTERS))}")
     tally = Tally()
-    events = _check(list(importer(sources, tally, limit)), tally)
+    with Progress(f"import {fmt}", _files(sources), progress, noun="events") as bar:
+        produced: list[Event] = []
+        for event in importer(sources, tally, limit):
+            produced.append(event)
+            if not len(produced) & 0xFFF:
+                bar.update(len(produced))
+    events = _check(produced, tally)
     events.sort(key=itemgetter("ts"))  # stable: equal times keep source order
-    write_events(output, events)
+    if events:  # nothing valid: no empty file in place of (or beside) a useful one
+        write_events(output, events)
     by_topic: dict[str, int] = {}
     for event in events:
         by_topic[event["topic"]] = by_topic.get(event["topic"], 0) + 1
@@ -123,11 +137,12 @@ def run_import(fmt: str, sources: list[str], output: str, limit: int | None = No
     )
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _files(sources: list[str]) -> list[Path]:
+    """The files a source list names (a folder: the files in it), for the bar's total."""
+    out: list[Path] = []
+    for source in map(Path, sources):
+        out += sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
+    return out
 
 
 def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -150,18 +165,37 @@ def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("format", choices=sorted(IMPORTERS), help="source dataset format")
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="input file(s)/folder(s)")
-    parser.add_argument("-o", "--output", required=True, help="output .jsonl or .jsonl.gz")
-    parser.add_argument("--limit", type=_positive, default=None, metavar="N",
-                        help="read at most N rows of the main table")  # fmt: skip
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="output .jsonl or .jsonl.gz (gzip when the name ends in .gz)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="read at most N rows of the main table (default: all)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip
     parser.set_defaults(func=_command)
     return parser
 
 
 def _command(args: argparse.Namespace) -> int:
-    try:
-        stats = run_import(args.format, list(args.sources), args.output, limit=args.limit)
-    except (ImportFailed, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """Errors (InputError, ImportFailed) reach the CLI, which prints them as one line."""
+    check_output_file(args.output)
+    for source in args.sources:
+        if not Path(source).exists():
+            raise ImportFailed(f"{source}: no such file or folder")
+    enabled = progress_enabled(sys.stderr, args.quiet)
+    stats = run_import(args.format, list(args.sources), args.output, args.limit, enabled)
+    if not stats.events:
+        bad = f"; bad rows: {counts_text(stats.bad_rows)}" if stats.bad_rows else ""
+        raise NothingValid(
+            f"no valid events in {', '.join(args.sources)} ({stats.rows_read:,} rows read{bad})"
+        )
     print(stats.summary())
-    return 0 if stats.events else 1
+    return 0

@@ -14,8 +14,8 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import gzip
 import io
 import math
 from collections import Counter
@@ -28,6 +28,8 @@ from statistics import NormalDist
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from backtest.inputs import GZIP_ERRORS, InputError, gzip_failure
+from backtest.progress import open_input
 from online_models.timeparse import MAX_TS_MS, MIN_TS_MS
 
 # Bump to re-draw every invented number (prices, bids, costs) at once; it is part of
@@ -41,8 +43,8 @@ _MS = timedelta(milliseconds=1)
 _NORMAL = NormalDist()
 
 
-class ImportFailed(Exception):
-    """The source cannot be imported at all (missing file, wrong columns)."""
+class ImportFailed(InputError):
+    """The source cannot be imported at all (missing file, wrong columns, not text)."""
 
 
 @dataclass
@@ -150,11 +152,40 @@ class LocalTime:
         return ms
 
 
+class _SourceText(io.TextIOWrapper):
+    """UTF-8 text of a source whose undecodable bytes or broken gzip stream are an
+    ImportFailed naming the file (one line for the user), not a traceback."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(open_input(path), encoding="utf-8-sig", newline="")
+        self.path = str(path)
+
+    def __next__(self) -> str:  # type: ignore[override]
+        with self._readable():
+            return super().__next__()
+
+    def read(self, size: int | None = -1) -> str:
+        with self._readable():
+            return super().read(size)
+
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        try:
+            yield
+        except UnicodeDecodeError as exc:
+            raise ImportFailed(f"{self.path}: not UTF-8 text ({exc.reason})") from None
+        except GZIP_ERRORS as exc:
+            raise gzip_failure(self.path, exc) from None
+
+
 def open_text(path: str | Path) -> TextIO:
-    """Open a CSV source as text, gunzipping `*.gz`; a BOM (Excel exports) is dropped."""
-    if str(path).endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+    """Open a CSV source as text, gunzipping `*.gz`; a BOM (Excel exports) is dropped.
+    Reads count towards the progress bar (backtest/progress.py)."""
+    if Path(path).is_dir():
+        raise ImportFailed(f"{path}: is a directory, not a file")
+    if not Path(path).exists():
+        raise ImportFailed(f"{path}: no such file")
+    return _SourceText(path)
 
 
 def csv_rows(path: str | Path, delimiter: str = ",") -> Iterator[list[str]]:

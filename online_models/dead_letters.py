@@ -1,4 +1,7 @@
-"""Wire formats of the shell: output events and dead letters."""
+"""Dead letters: a refused input record, its original bytes, where it came from and why.
+
+Part of the domain because the pipeline step emits them like any other output, the
+same for the live worker and the replay."""
 
 from __future__ import annotations
 

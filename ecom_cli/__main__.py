@@ -1,0 +1,3 @@
+from ecom_cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""The one pipeline step: an input record in, what to send and what changed out.
+
+Both drivers run it: the live worker (`streams/runtime.py`, a record from Kafka) and
+the offline replay (`online_models.runner.Runner`, a line of a file). A record goes
+
+    decode -> route -> state get -> PartitionEngine.process -> emissions -> state put/evict
+
+and comes back as a `Step`: the emissions to send (outputs and dead letters alike,
+each with its own logical topic, key and headers), the state changes, and what the
+shell reports (metrics). State is read through `UserStates` (the worker's table, a
+dict offline) and written by `apply`, which the driver calls once the emissions are
+handed to its producer: a crash between the two then redelivers the record to a state
+that does not list it, and its outputs come again with the same ids (the other order
+could lose them: a state that says "applied" and outputs never sent).
+
+Nothing here raises for a bad record: a record that cannot be decoded or processed
+becomes a dead-letter emission, so no record can stop its partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+from online_models.config import EngineConfig
+from online_models.dead_letters import dead_letter
+from online_models.decode import (
+    CAMPAIGNS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    DecodeError,
+    decode_input,
+)
+from online_models.engine import REFUSALS, PartitionEngine
+from online_models.knowledge import SharedKnowledge
+from online_models.outputs import Output, encode_output
+from online_models.partitioning import partition_for
+from online_models.state import UserState
+
+# Logical topics of emissions; the shell maps them to configured topic names.
+DEAD_LETTER = "dead-letter"
+REPARTITION = "repartition"  # back to the input topic, keyed and partitioned by user
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One input record: where it sits (topic, partition, offset) and its bytes.
+    `offset` None (a replay of a file) applies the event without recording it for
+    redelivery checks."""
+
+    topic: str  # the configured topic name (named in dead letters)
+    stream: str  # the logical stream it carries (online_models.decode)
+    partition: int
+    offset: int | None
+    key: bytes | None
+    value: bytes | None  # None: a tombstone
+
+
+class Emission(NamedTuple):
+    """One record to send: a logical topic, its key, value and headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    partition: int | None = None
+
+
+@dataclass(slots=True)
+class Step:
+    """What one record did. `reason` names why it was refused (a dead letter);
+    `outputs` are the typed outputs behind the output emissions (for metrics and the
+    replay's evaluation), `expired` the users forgotten by TTL."""
+
+    emissions: list[Emission] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    user: str | None = None
+    state: UserState | None = None
+    expired: list[str] = field(default_factory=list)
+    event: Any = None
+    event_type: str = ""
+    event_ts: int = 0
+    labels: int = 0
+    reason: str | None = None
+    duplicate: bool = False
+    repartitioned: bool = False
+    partition: int = 0
+    evict: str | None = None  # a user whose cached state must be dropped (a failure)
+
+
+class UserStates(Protocol):
+    """Where a partition's user states live (a Faust table live, a dict offline)."""
+
+    def get(self, user: str) -> UserState | None: ...
+    def __setitem__(self, user: str, state: UserState) -> None: ...
+    def pop(self, user: str) -> Any: ...
+    def forget(self, user: str) -> None: ...
+
+
+class DictStates(dict[str, UserState]):
+    """User states in a plain dict (the replay, tests)."""
+
+    def pop(self, user: str, default: Any = None) -> Any:
+        return super().pop(user, default)
+
+    def forget(self, user: str) -> None:
+        """Nothing cached apart from the dict itself: a state the engine may have
+        changed before failing is dropped, the user starts again from nothing."""
+        super().pop(user, None)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Decode limits, the same for the worker and the replay (`ECOM_MAX_MESSAGE_BYTES`,
+    `ECOM_MAX_NESTING_DEPTH`)."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+
+class Pipeline:
+    """The step of every record of every partition of one process.
+
+    Parameters
+    ----------
+    cfg
+        The domain's hyperparameters (`partitions` routes users).
+    engine_for
+        The engine of a partition (the caller creates or restores it).
+    states_for
+        The user states of a partition.
+    knowledge_of
+        The process's shared knowledge (a getter: a restart may replace it); campaign
+        records go there.
+    limits
+        Decode limits.
+    """
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        engine_for: Callable[[int], PartitionEngine],
+        states_for: Callable[[int], UserStates],
+        knowledge_of: Callable[[], SharedKnowledge],
+        limits: Limits | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.engine_for = engine_for
+        self.states_for = states_for
+        self.knowledge_of = knowledge_of
+        self.limits = limits or Limits()
+
+    def step(self, rec: InputRecord, event: Any = None) -> Step:
+        """Apply one record. `event`: the record already decoded (the replay decodes to
+        merge its files by event time), else it is decoded here."""
+        if rec.stream == CAMPAIGNS:
+            return self._campaign(rec, event)
+        try:
+            ev = event if event is not None else self._decode(rec)
+        except DecodeError as exc:
+            return _refused(rec, exc.reason, f"DecodeError: {exc.detail}")
+        except Exception as exc:  # a parser bug must not become a crash loop
+            return _refused(rec, f"processing_error:{type(exc).__name__}", _describe(exc))
+        user = ev.user_id
+        user_key = user.encode()
+        home = partition_for(user_key, self.cfg.partitions)
+        if rec.key != user_key or home != rec.partition:
+            # Keyed differently by the producer: send it to where the user's state lives.
+            raw = rec.value or b""
+            return Step([Emission(REPARTITION, user_key, raw, [], home)], repartitioned=True)
+        states = self.states_for(rec.partition)
+        try:
+            result = self.engine_for(rec.partition).process(
+                rec.stream, ev, states.get(user), rec.offset
+            )
+        except Exception as exc:
+            # The engine may have changed the cached state before failing: it is
+            # dropped (`apply`), and the store keeps the last state written.
+            step = _refused(rec, f"processing_error:{type(exc).__name__}", _describe(exc))
+            step.evict = user
+            return step
+        kind = getattr(ev, "type", None) or getattr(ev, "status", None) or "impression"
+        if result.refused is not None:
+            why = REFUSALS.get(result.refused, result.refused)
+            return _refused(rec, result.refused, f"{why} (event time {ev.ts})")
+        if result.duplicate:
+            return Step(user=user, event=ev, event_type=kind, event_ts=ev.ts, duplicate=True)
+        emissions = [
+            Emission(
+                o.TOPIC, o.routing_key(), encode_output(o), [("event_id", o.event_id.encode())]
+            )
+            for o in result.outputs
+        ]
+        return Step(
+            emissions,
+            result.outputs,
+            user,
+            result.state,
+            result.expired,
+            ev,
+            kind,
+            ev.ts,
+            result.labels,
+            partition=rec.partition,
+        )
+
+    def apply(self, step: Step) -> None:
+        """Write the step's state changes: the user's new state, users expired, a
+        cached state dropped after a failure."""
+        states = self.states_for(step.partition)
+        if step.evict is not None:
+            states.forget(step.evict)
+        if step.state is not None and step.user is not None and not step.duplicate:
+            states[step.user] = step.state
+        for gone in step.expired:
+            states.pop(gone)
+
+    def _decode(self, rec: InputRecord) -> Any:
+        return decode_input(rec.stream, rec.value, self.limits.max_bytes, self.limits.max_depth)
+
+    def _campaign(self, rec: InputRecord, event: Any) -> Step:
+        """A campaigns-topic record: settings for every partition's engine."""
+        knowledge = self.knowledge_of()
+        if rec.value is None and event is None:  # a tombstone: the campaign is deleted
+            knowledge.remove_campaign((rec.key or b"").decode(errors="replace"))
+            return Step(event_type="campaign_deleted")
+        try:
+            campaign = event if event is not None else self._decode(rec)
+        except DecodeError as exc:
+            return _refused(rec, exc.reason, f"DecodeError: {exc.detail}")
+        if not knowledge.set_campaign(campaign):
+            return _refused(rec, "too_many_campaigns", "max_campaigns campaigns are known already")
+        return Step(event=campaign, event_type="campaign")
+
+
+def _refused(rec: InputRecord, reason: str, error: str) -> Step:
+    offset = rec.offset if rec.offset is not None else -1
+    value, headers = dead_letter(
+        rec.topic, rec.partition, offset, rec.key, rec.value, reason, error
+    )
+    return Step([Emission(DEAD_LETTER, rec.key, value, headers)], reason=reason)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
