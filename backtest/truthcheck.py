@@ -87,7 +87,7 @@ def run_truth(stream: TruthStream, cfg: EngineConfig | None = None) -> TruthChec
     def listen(labels: list[Label]) -> list[Label]:
         for lb in labels:
             if lb.kind == "click":
-                p = models.click.predict_one(lb.x)
+                p = models.click.p_one(lb.x)
                 truth = stream.p_click[lb.impression_id]
                 out.click_model.update(p, lb.y)
                 out.click_truth.update(truth, lb.y)

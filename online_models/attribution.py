@@ -44,6 +44,8 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
+from online_models.snapshot import Restorable
+
 
 class Label:
     """A resolved training example for the click or conversion model."""
@@ -155,7 +157,7 @@ class Pending:
         )
 
 
-class Attribution:
+class Attribution(Restorable):
     def __init__(
         self,
         click_window: int,
@@ -327,7 +329,7 @@ class Attribution:
             "counters": self.counters,
         }
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def _restore(self, s: dict[str, Any]) -> None:
         self.max_ts, self.seq = int(s["max_ts"]), int(s["seq"])
         self.deadlines = [
             (int(d), int(r), int(q), str(k), str(key)) for d, r, q, k, key in s["deadlines"]

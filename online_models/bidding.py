@@ -63,6 +63,7 @@ import math
 from typing import Any
 
 from online_models.events import Campaign
+from online_models.snapshot import Restorable
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -86,7 +87,7 @@ def clip_multiplier(value: float, average: float, campaign: Campaign) -> float:
     return min(max(raw, campaign.min_multiplier), campaign.max_multiplier)
 
 
-class TrafficProfile:
+class TrafficProfile(Restorable):
     """A campaign's bid requests per hour of the day, over the days before today
     (each earlier day weighted by `decay` once more), with `prior` requests per hour
     on top so that a young profile is close to uniform.
@@ -146,7 +147,7 @@ class TrafficProfile:
     def to_state(self) -> list[Any]:
         return [self.day, [round(b, 4) for b in self.bins], [round(t, 4) for t in self.today]]
 
-    def load_state(self, s: list[Any]) -> None:
+    def _restore(self, s: list[Any]) -> None:
         self.day = int(s[0])
         self.bins = [float(b) for b in s[1]]
         self.today = [float(t) for t in s[2]]
@@ -182,7 +183,7 @@ class CampaignPace:
         self.last_tau = 0.0  # traffic time of last_ts
 
 
-class Pacer:
+class Pacer(Restorable):
     """PI controller of each campaign's spend rate (see the module docstring).
 
     Parameters
@@ -359,7 +360,7 @@ class Pacer:
             for c, p in self.campaigns.items()
         }
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def _restore(self, s: dict[str, Any]) -> None:
         for c, values in s.items():
             # One campaign whose pacing does not read back (a NaN saved as null by an
             # older version) starts its pacing afresh; the others keep theirs.
@@ -390,7 +391,7 @@ def _read_pace(values: list[Any]) -> CampaignPace:
     return p
 
 
-class ValueAverage:
+class ValueAverage(Restorable):
     """Exponentially weighted mean of predicted impression value per campaign; until
     1 / `alpha` values are in, the plain mean of those seen (a slow average would
     otherwise stay near its first value for thousands of updates).
@@ -416,9 +417,14 @@ class ValueAverage:
         self.means[campaign_id] = mean
         return mean
 
-    def load_state(self, means: dict[str, Any], counts: dict[str, Any] | None) -> None:
-        """Means and counts as saved; without counts (snapshots before they were kept)
-        every mean is taken as warmed up."""
+    def to_state(self) -> dict[str, Any]:
+        return {"means": self.means, "counts": self.counts}
+
+    def _restore(self, s: dict[str, Any]) -> None:
+        """Means and counts as saved; without counts (snapshots before they were kept:
+        `counts` missing or None) every mean is taken as warmed up."""
+        means: dict[str, Any] = s["means"]
+        counts: dict[str, Any] | None = s.get("counts")
         # One unreadable entry (a NaN saved as null by an older version) costs that
         # campaign's average, not the others'.
         self.means = {str(k): float(v) for k, v in means.items() if _finite(v)}

@@ -44,6 +44,7 @@ from online_models.config import EngineConfig
 from online_models.outputs import RecommendedItem
 from online_models.recommend import Recommender
 from online_models.sessions import NeighbourParams, RevisitStats, SequentialRules, SessionIndex
+from online_models.snapshot import Restorable
 
 # Every strategy a recommendation can name (the part that put its top item first).
 STRATEGIES = frozenset(
@@ -51,7 +52,7 @@ STRATEGIES = frozenset(
 )
 
 
-class SessionRecommender:
+class SessionRecommender(Restorable):
     """Popularity and co-visitation (`base`), sequential rules, the session index and
     revisit rates, with the blend weights of the engine config."""
 
@@ -165,10 +166,10 @@ class SessionRecommender:
             "revisits": self.revisits.to_state(),
         }
 
-    def load_state(self, s: dict[str, Any]) -> None:
-        self.base.load_state(s)
+    def _restore(self, s: dict[str, Any]) -> None:
+        self.base._restore(s)
         # Snapshots written before issue 10 hold only the base part.
         if "rules" in s:
-            self.rules.load_state(s["rules"])
-            self.index.load_state(s["session_index"])
-            self.revisits.load_state(s["revisits"])
+            self.rules._restore(s["rules"])
+            self.index._restore(s["session_index"])
+            self.revisits._restore(s["revisits"])

@@ -54,6 +54,7 @@ from online_models.outputs import (
 )
 from online_models.profile import apply_click, apply_impression, apply_order
 from online_models.sessions import current_session, session_key
+from online_models.snapshot import Restorable
 from online_models.state import UserState, already_applied, record_applied
 
 REC_TRIGGERS = frozenset({"view", "add_to_cart"})
@@ -98,7 +99,7 @@ class Result:
         self.updates = updates if updates is not None else []
 
 
-class PartitionEngine(Bidding):
+class PartitionEngine(Bidding, Restorable):
     """The user side of one partition.
 
     Parameters
@@ -264,7 +265,7 @@ class PartitionEngine(Bidding):
         """A click opened a conversion window: remember the conversion prediction made
         now (its final label is scored against it) and emit its fake negative."""
         models = self.knowledge.models
-        click.p = models.conversion.predict_one(click.x)
+        click.p = models.conversion.p_one(click.x)
         click.base = models.base_rates()[1]
         self._opened.append(click)
 
@@ -411,12 +412,20 @@ class PartitionEngine(Bidding):
             "knowledge": self.knowledge.to_state(),
         }
 
-    def load_state(self, s: dict[str, Any], with_knowledge: bool | None = None) -> None:
-        """Restore the user side; the knowledge too when `with_knowledge` (default:
-        when this engine owns its knowledge; a shared one is the caller's decision)."""
+    def _restore(self, s: dict[str, Any]) -> None:
+        """`from_state`: the user side, and the knowledge when this engine owns it (built
+        without a `knowledge`); a shared knowledge is its owner's to restore
+        (`SharedKnowledge.from_state`)."""
+        self.restore_user_side(s)
+        if self.owns_knowledge:
+            self.knowledge._restore(s["knowledge"])
+
+    def restore_user_side(self, s: dict[str, Any]) -> None:
+        """Restore the user side of a `to_state` value into this engine, in place,
+        leaving its knowledge alone: the runtime registers each partition's engine, wired
+        to the worker's shared knowledge, before its snapshot is read, and restores the
+        shared knowledge once from the newest of them. `from_state` builds on this."""
         self.events = int(s["events"])
-        self.attribution.load_state(s["attribution"])
+        self.attribution._restore(s["attribution"])
         self.pacing_sent = {k: float(v) for k, v in s["pacing_sent"].items()}
         self.pacing_checked = int(s.get("pacing_checked", 0))
-        if self.owns_knowledge if with_knowledge is None else with_knowledge:
-            self.knowledge.load_state(s["knowledge"])

@@ -47,6 +47,7 @@ from online_models.events import Campaign
 from online_models.learner import Models
 from online_models.outputs import RecommendedItem
 from online_models.segments import Segmenter
+from online_models.snapshot import Restorable
 
 UPDATES_VERSION = 2
 PACER_TICK_MS = 60_000
@@ -157,7 +158,7 @@ def decode_updates(raw: bytes) -> list[Update]:
     return batch.updates
 
 
-class SharedKnowledge:
+class SharedKnowledge(Restorable):
     """Learned from every partition, read by every partition (see module docstring)."""
 
     def __init__(
@@ -407,19 +408,19 @@ class SharedKnowledge:
             "unknown_campaigns": self.unknown,
         }
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def _restore(self, s: dict[str, Any]) -> None:
         self.clock, self.applied, self.seq = int(s["clock"]), int(s["applied"]), int(s["seq"])
         self.pacer_tick = int(s.get("pacer_tick", 0))
         self.pending = list(_readable_pending(s["pending"]))
         heapq.heapify(self.pending)
-        self.models.load_state(s["models"])
+        self.models._restore(s["models"])
         self.segmenter = Segmenter.from_state(s["segmenter"])
-        self.recs.load_state(s["recommender"])
-        self.pacer.load_state(s["pacer"])
+        self.recs._restore(s["recommender"])
+        self.pacer._restore(s["pacer"])
         if "traffic" in s:
-            self.pacer.traffic.load_state(s["traffic"])
-        self.values.load_state(s["values"], s.get("value_counts"))
-        self.costs.load_state(s["costs"], s.get("cost_counts"))
+            self.pacer.traffic._restore(s["traffic"])
+        self.values._restore({"means": s["values"], "counts": s.get("value_counts")})
+        self.costs._restore({"means": s["costs"], "counts": s.get("cost_counts")})
         self.unknown = {str(c): int(t) for c, t in s.get("unknown_campaigns", {}).items()}
 
 

@@ -35,12 +35,13 @@ from typing import Any
 from online_models.evaluation import WINDOW, BinaryScore, RegressionScore, RunningRate
 from online_models.features import LEARNING_RATE_SCALE
 from online_models.models import OnlineLogistic, OnlineRevenue
+from online_models.snapshot import Restorable
 
 MODEL_FAMILY = "lr2"
 GATED_MODELS = ("click", "conversion")
 
 
-class Models:
+class Models(Restorable):
     def __init__(
         self,
         learning_rate: float,
@@ -88,25 +89,25 @@ class Models:
         base rate then, the constant it is compared with; negative if unknown)."""
         if kind == "click":
             model = self.click
-            self.click_score.update(model.predict_one(x), y, model.rate.value)
+            self.click_score.update(model.p_one(x), y, model.rate.value)
             model.learn_one(x, y)
             return
         conv = self.conversion
         if kind == "clicked":
             self.conversion_rate.observe(False)
             if self.fake_negatives:  # a fake negative now; its weight undoes the bias
-                q = conv.predict_one(x)
+                q = conv.p_one(x)
                 conv.learn_one(x, False, weight=(1 - q) * (1 + q))
         elif kind == "converted":
             self.conversion_rate.observe(True, trial=False)
             if self.fake_negatives:
-                conv.learn_one(x, True, weight=1 + conv.predict_one(x), trial=False)
+                conv.learn_one(x, True, weight=1 + conv.p_one(x), trial=False)
             else:
                 conv.learn_one(x, True)
             self.revenue_score.update(self.revenue.predict_one(x), revenue)
             self.revenue.learn_one(x, revenue)
         else:  # the final label: judged here, learned already unless a waited negative
-            q = p if p >= 0 else conv.predict_one(x)
+            q = p if p >= 0 else conv.p_one(x)
             c = base if base >= 0 else self.conversion_rate.value
             self.conversion_score.update(q, y, c)
             if not y and not self.fake_negatives:
@@ -115,8 +116,8 @@ class Models:
     def predict(self, x: dict[str, float]) -> tuple[float, float, float]:
         """(p_click, p_conversion given click, expected revenue given conversion)."""
         return (
-            self.click.predict_one(x),
-            self.conversion.predict_one(x),
+            self.click.p_one(x),
+            self.conversion.p_one(x),
             self.revenue.predict_one(x),
         )
 
@@ -160,7 +161,7 @@ class Models:
             "revenue_score": self.revenue_score.to_state(),
         }
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def _restore(self, s: dict[str, Any]) -> None:
         if s.get("family") != MODEL_FAMILY:
             raise ValueError(f"models of family {s.get('family')!r} cannot be restored")
         self.click = OnlineLogistic.from_state(s["click"], LEARNING_RATE_SCALE)

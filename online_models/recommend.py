@@ -28,6 +28,7 @@ from operator import itemgetter
 from typing import Any
 
 from online_models.outputs import RecommendedItem, round6
+from online_models.snapshot import Restorable
 from online_models.toplist import TopList
 
 # Re-base once an observation would weigh more than 2**REBASE_AT_EXPONENT (~1e12):
@@ -64,7 +65,7 @@ class ForwardDecay:
         return f
 
 
-class Recommender:
+class Recommender(Restorable):
     def __init__(
         self,
         neighbors: int,
@@ -310,7 +311,7 @@ class Recommender:
             "category_top": {c: top.to_state() for c, top in self.category_top.items()},
         }
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def _restore(self, s: dict[str, Any]) -> None:
         self.covis_decay.origin = int(s["covis_origin"])
         self.pop_decay.origin = int(s["pop_origin"])
         self.covis = {i: {j: float(v) for j, v in row.items()} for i, row in s["covis"].items()}

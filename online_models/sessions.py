@@ -42,11 +42,12 @@ from typing import Any
 
 from online_models.config import EngineConfig
 from online_models.profile import Profile
+from online_models.snapshot import Restorable
 
 _by_weight = itemgetter(1)
 
 
-class SequentialRules:
+class SequentialRules(Restorable):
     """Sequential rules: weighted transitions prev -> next within a session, a rule
     `distance` steps apart weighing 1 / distance (session-rec's SR, learned online).
 
@@ -97,7 +98,7 @@ class SequentialRules:
     def to_state(self) -> dict[str, Any]:
         return {"rows": self.rows, "totals": self.totals}
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def _restore(self, s: dict[str, Any]) -> None:
         self.rows = {i: {j: float(v) for j, v in r.items()} for i, r in s["rows"].items()}
         self.totals = {i: float(v) for i, v in s["totals"].items()}
 
@@ -126,7 +127,7 @@ class NeighbourParams:
 _TABLE = 256  # distances beyond this weigh as much as this one (sessions are bounded)
 
 
-class SessionIndex:
+class SessionIndex(Restorable):
     """Recent sessions (their latest distinct items) and, per item, the sessions that
     contain it, most recently updated last."""
 
@@ -263,12 +264,12 @@ class SessionIndex:
     def to_state(self) -> dict[str, Any]:
         return {"sessions": self.sessions, "by_item": self.by_item}
 
-    def load_state(self, s: dict[str, Any]) -> None:
+    def _restore(self, s: dict[str, Any]) -> None:
         self.sessions = {k: [int(e[0]), [str(i) for i in e[1]]] for k, e in s["sessions"].items()}
         self.by_item = {i: [str(k) for k in keys] for i, keys in s["by_item"].items()}
 
 
-class RevisitStats:
+class RevisitStats(Restorable):
     """How often the next item is one the session already holds, by how far back:
     counts[0] = positions seen, counts[d] = next item was the d-th latest distinct
     session item (1 = the item just viewed). Halved when counts[0] reaches `horizon`
@@ -314,7 +315,7 @@ class RevisitStats:
     def to_state(self) -> list[float]:
         return list(self.counts)
 
-    def load_state(self, s: list[float]) -> None:
+    def _restore(self, s: list[float]) -> None:
         counts = [float(v) for v in s][: self.max_distance + 1]
         self.counts = counts + [0.0] * (self.max_distance + 1 - len(counts))
 

@@ -50,6 +50,11 @@ class TopList:
         """Scores in rank order, so equal lists serialise to equal bytes."""
         return {item: -neg for neg, item in self.entries}
 
+    @classmethod
+    def from_state(cls, state: Mapping[str, float], n: int) -> TopList:
+        """The list of size `n` holding `state` (a `to_state()` value)."""
+        return cls(n, state)
+
     def scale(self, factor: float) -> None:
         """Multiply every score; scores that underflow to zero leave the list."""
         self._rebuild([(i, v * factor) for i, v in self.scores.items() if v * factor > 0.0])

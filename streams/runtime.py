@@ -192,9 +192,10 @@ class Runtime(Reports):
             self.since_snapshot[partition] = 0
             self.last_snapshot_at[partition] = time.monotonic()
         if newest is not None and self.knowledge.is_empty():
-            knowledge = SharedKnowledge(self.cfg, self.campaigns)
             try:
-                knowledge.load_state(newest)
+                knowledge = SharedKnowledge.from_state(
+                    newest, cfg=self.cfg, campaigns=self.campaigns
+                )
             except (KeyError, ValueError, TypeError) as exc:
                 log.error("shared knowledge unusable, starting cold: %s", exc)
             else:
@@ -229,7 +230,7 @@ class Runtime(Reports):
             return None
         try:
             state = decode_snapshot(found.blob)
-            engine.load_state(state, with_knowledge=False)
+            engine.restore_user_side(state)
         except (SnapshotError, KeyError, ValueError, TypeError) as exc:
             log.error("partition %d: snapshot %s unusable, starting cold: %s",
                       partition, found.snapshot_id, exc)  # fmt: skip

@@ -289,7 +289,7 @@ def _continue(a: Attribution) -> list[tuple[str, bool, str, int, float]]:
 
 
 def test_state_round_trip_preserves_future_labels() -> None:
-    """to_state -> JSON -> load_state into a fresh Attribution: pending impressions
+    """to_state -> JSON -> Attribution.from_state (a fresh one): pending impressions
     (clicked or not), open clicks, held early clicks and held early orders all survive,
     so a worker restored from a snapshot emits exactly the labels the original would."""
     a = attribution()
@@ -303,8 +303,7 @@ def test_state_round_trip_preserves_future_labels() -> None:
     buy(a, 312, 25.0, user="w")  # held order: w's click not seen yet
     assert s(a.expire()) == [("click", True, "i1", 100, 0.0), ("click", True, "iv", 160, 0.0)]
     state = orjson.loads(orjson.dumps(a.to_state()))
-    b = attribution()
-    b.load_state(state)
+    b = Attribution.from_state(state, click_window=CLICK_W, conversion_window=CONV_W, lateness=LATE)
     assert orjson.dumps(b.to_state()) == orjson.dumps(state)
     expected = [  # in the order the watermark passes them
         ("converted", True, "iw", 312, 25.0),

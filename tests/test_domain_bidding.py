@@ -19,6 +19,7 @@ from online_models.bidding import (
     DAY_MS,
     CampaignPace,
     Pacer,
+    TrafficProfile,
     ValueAverage,
     clip_multiplier,
 )
@@ -32,9 +33,11 @@ DAY0 = (1_700_000_000_000 // DAY_MS) * DAY_MS  # a UTC midnight
 NOON = DAY0 + 12 * HOUR
 
 
+PACER_KW: dict[str, Any] = {"gain": 0.5, "low": 0.1, "high": 4.0, "integral": 0.3}
+
+
 def pacer(**over: Any) -> Pacer:
-    kw: dict[str, Any] = {"gain": 0.5, "low": 0.1, "high": 4.0, "integral": 0.3, **over}
-    return Pacer(**kw)
+    return Pacer(**{**PACER_KW, **over})
 
 
 def campaign(**over: Any) -> Campaign:
@@ -286,14 +289,14 @@ def test_pacer_state_round_trip() -> None:
     p.spend(campaign(), 0.0, NOON - DAY_MS)  # yesterday: a traffic profile to carry
     p.spend(campaign(), 0.0, NOON - HOUR)
     p.spend(campaign(), 150.0, NOON)
-    q = pacer()
-    q.load_state(orjson.loads(orjson.dumps(p.to_state())))
-    q.traffic.load_state(orjson.loads(orjson.dumps(p.traffic.to_state())))
+    q = Pacer.from_state(orjson.loads(orjson.dumps(p.to_state())), **PACER_KW)
+    q.traffic = TrafficProfile.from_state(
+        orjson.loads(orjson.dumps(p.traffic.to_state())), decay=p.traffic.decay
+    )
     assert q.to_state() == p.to_state()
     assert q.traffic.to_state() == p.traffic.to_state()
     assert q.spend(campaign(), 10.0, NOON + 1) == p.spend(campaign(), 10.0, NOON + 1)
-    old = pacer()
-    old.load_state({"c1": [NOON // DAY_MS, 150.0, 0.5]})
+    old = Pacer.from_state({"c1": [NOON // DAY_MS, 150.0, 0.5]}, **PACER_KW)
     assert old.factor("c1") == 0.5 and old.campaigns["c1"].spend == 150.0
 
 
@@ -324,11 +327,9 @@ def test_value_average_is_exponentially_weighted() -> None:
     assert v.update("c1", 30.0) == pytest.approx(15.0)  # 1/5 < alpha: 10 + 0.25 x 20
     assert v.update("c2", 3.0) == 3.0
     assert v.means == {"c1": pytest.approx(15.0), "c2": 3.0}
-    w = ValueAverage(alpha=0.25)
-    w.load_state(orjson.loads(orjson.dumps(v.means)), orjson.loads(orjson.dumps(v.counts)))
+    w = ValueAverage.from_state(orjson.loads(orjson.dumps(v.to_state())), alpha=0.25)
     assert w.update("c1", 35.0) == v.update("c1", 35.0)
-    old = ValueAverage(alpha=0.25)
-    old.load_state({"c1": 10.0}, None)  # before counts were kept: warmed up
+    old = ValueAverage.from_state({"means": {"c1": 10.0}}, alpha=0.25)  # before counts: warm
     assert old.update("c1", 20.0) == pytest.approx(12.5)
 
 

@@ -22,8 +22,12 @@ def _fork(
     eng: PartitionEngine, states: dict[str, UserState], cfg: EngineConfig
 ) -> tuple[PartitionEngine, dict[str, UserState]]:
     """Snapshot through JSON into a fresh engine; user states through their codec."""
-    clone = PartitionEngine(cfg, eng.partition, eng.campaigns)
-    clone.load_state(orjson.loads(orjson.dumps(eng.to_state())))
+    clone = PartitionEngine.from_state(
+        orjson.loads(orjson.dumps(eng.to_state())),
+        cfg=cfg,
+        partition=eng.partition,
+        campaigns=eng.campaigns,
+    )
     clone_states = {u: decode_state(encode_state(s)) for u, s in states.items()}
     for u, s in clone_states.items():
         clone.touch(u, s.profile.last_seen)
@@ -50,7 +54,7 @@ def _split_run() -> tuple[PartitionEngine, dict[str, UserState], EngineConfig, A
 
 
 def test_engine_snapshot_round_trip() -> None:
-    """to_state -> orjson -> load_state into a fresh engine (user states through their
+    """to_state -> orjson -> PartitionEngine.from_state (user states through their
     codec): the restored engine has the same state, makes identical predictions, then
     emits identical bid adjustments, learns the same labels and ends in the same state
     as the original over the rest of the stream. A worker restored from a snapshot

@@ -29,16 +29,17 @@ def pairs(result: tuple[list[RecommendedItem], str]) -> tuple[list[tuple[str, fl
     return [(i.item_id, i.score) for i in items], strategy
 
 
+RECOMMENDER_KW: dict[str, Any] = {
+    "neighbors": 10,
+    "lookback": 3,
+    "covis_half_life": HOUR_MS,
+    "trending_half_life": HOUR_MS,
+    "max_items": 1000,
+}
+
+
 def recommender(**over: Any) -> Recommender:
-    kw: dict[str, Any] = {
-        "neighbors": 10,
-        "lookback": 3,
-        "covis_half_life": HOUR_MS,
-        "trending_half_life": HOUR_MS,
-        "max_items": 1000,
-        **over,
-    }
-    return Recommender(**kw)
+    return Recommender(**{**RECOMMENDER_KW, **over})
 
 
 class Shop:
@@ -287,8 +288,9 @@ def test_sorted_covisits_are_what_the_rows_rebuild() -> None:
     rebuilt = {i: TopList(4, row).to_state() for i, row in r.covis.items()}
     assert {i: t.to_state() for i, t in r.covis_top.items()} == rebuilt
     assert all(len(t) <= 4 for t in r.covis_top.values())
-    restored = recommender(neighbors=3, top_neighbors=4)
-    restored.load_state(r.to_state())
+    restored = Recommender.from_state(
+        r.to_state(), **{**RECOMMENDER_KW, "neighbors": 3, "top_neighbors": 4}
+    )
     for item in sorted(r.covis)[:10]:
         a: dict[str, float] = {}
         b: dict[str, float] = {}

@@ -163,8 +163,9 @@ def _check(worker: Worker) -> None:
     # 3. Snapshots round-trip: encoded, decoded and restored, they encode the same.
     for engine in worker.engines:
         saved = encode_snapshot(engine.to_state())
-        fresh = PartitionEngine(worker.cfg, engine.partition)
-        fresh.load_state(decode_snapshot(saved))
+        fresh = PartitionEngine.from_state(
+            decode_snapshot(saved), cfg=worker.cfg, partition=engine.partition
+        )
         assert orjson.dumps(fresh.to_state()) == orjson.dumps(decode_snapshot(saved))
         assert _finite_everywhere(decode_snapshot(saved))
     # 4. Valid events afterwards are still served: a recommendation and a finite bid.
@@ -281,8 +282,7 @@ def test_a_snapshot_entry_that_does_not_read_back_costs_that_campaign_only() -> 
     assert {"c1", "c2"} <= saved["pacer"].keys() and {"c1", "c2"} <= saved["values"].keys()
     saved["pacer"]["c1"] = [None] * len(saved["pacer"]["c1"])
     saved["values"]["c1"] = None
-    restored = SharedKnowledge(cfg, {})
-    restored.load_state(orjson.loads(orjson.dumps(saved)))
+    restored = SharedKnowledge.from_state(orjson.loads(orjson.dumps(saved)), cfg=cfg, campaigns={})
     assert "c1" not in restored.pacer.campaigns and restored.value_average("c1") is None
     assert restored.pacer.to_state()["c2"] == saved["pacer"]["c2"]
     assert restored.value_average("c2") == saved["values"]["c2"]

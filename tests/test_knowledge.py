@@ -71,8 +71,9 @@ def test_snapshot_round_trip_keeps_pending_updates() -> None:
     k = SharedKnowledge(EngineConfig(knowledge_delay_ms=60_000))
     k.submit(every_kind(), now=T0 + 5)
     k.apply(every_kind())
-    clone = SharedKnowledge(EngineConfig(knowledge_delay_ms=60_000))
-    clone.load_state(orjson.loads(orjson.dumps(k.to_state())))
+    clone = SharedKnowledge.from_state(
+        orjson.loads(orjson.dumps(k.to_state())), cfg=EngineConfig(knowledge_delay_ms=60_000)
+    )
     assert orjson.dumps(clone.to_state()) == orjson.dumps(k.to_state())
     for kn in (k, clone):
         kn.advance(T0 + 120_000)

@@ -56,7 +56,7 @@ def test_a_new_model_predicts_the_running_base_rate_not_its_prior() -> None:
     for k in range(30_000):
         models.learn_one("click", x, k % 200 == 199)
         if k == 399:
-            assert models.click.predict_one(x) == pytest.approx(2.06 / 402, rel=0.2)
+            assert models.click.p_one(x) == pytest.approx(2.06 / 402, rel=0.2)
         if models.click_score.y_sum >= 100:
             assert 0.9 <= models.click_score.calibration <= 1.1
     s = models.click_score

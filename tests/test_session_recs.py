@@ -196,8 +196,7 @@ def test_snapshot_of_the_sequence_knowledge_round_trips_as_json() -> None:
             prev = item
     k.apply(ups)
     raw = orjson.dumps(k.to_state())  # plain JSON: no pickle anywhere
-    clone = SharedKnowledge(cfg)
-    clone.load_state(orjson.loads(raw))
+    clone = SharedKnowledge.from_state(orjson.loads(raw), cfg=cfg)
     assert orjson.dumps(clone.to_state()) == raw
     args = (["a", "b"], "me", T0 + 60_000, {}, set(), 10)
     assert clone.recommend(*args) == k.recommend(*args)
