@@ -17,10 +17,11 @@ from faust.types import TP
 from online_models import __version__ as domain_version
 from online_models.config import EngineConfig
 from online_models.partitioning import partition_for
-from streams import __version__, faust_fixes
+from streams import __version__
 from streams.campaign_feed import follow_campaigns
 from streams.faust_fixes.in_order import RESEEK_S
 from streams.faust_fixes.initial_offsets import committed_offsets
+from streams.faust_fixes.install import install as install_faust_fixes
 from streams.faust_fixes.recovery_gate import tables_ready
 from streams.metrics import Metrics
 from streams.runtime import Runtime
@@ -246,7 +247,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         from streams.memdebug import install_memory_debug
 
         install_memory_debug(app, settings.debug_memory_s)
-    faust_fixes.install(
+    install_faust_fixes(
         app,
         guard=runtime.guard,
         on_commit=metrics.commits.inc,

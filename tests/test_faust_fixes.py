@@ -22,7 +22,7 @@ from faust.transport import consumer as consumer_module
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.transport.producer import ProducerBuffer
 
-from streams import cli
+from ecom_cli.main import main as cli_main
 from streams.app import create_app
 from streams.faust_fixes import versions
 from streams.faust_fixes.recovery_gate import tables_ready
@@ -72,14 +72,14 @@ def test_another_version_is_one_line_and_exit_code_2(
     monkeypatch.setenv("ECOM_DATA_DIR", str(tmp_path / "data"))
     # No broker at this address: the version is refused before anything connects.
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
-    assert cli.main(["worker"]) == 2
+    assert cli_main(["worker"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "faust-streaming 0.15.3" in err and "found faust-streaming 0.16.0" in err
 
 
 def test_install_is_called_once_per_app(app: faust.App) -> None:
-    from streams import faust_fixes
+    from streams.faust_fixes import install as faust_fixes
     from streams.faust_fixes.commit_guard import CommitGuard
 
     with pytest.raises(RuntimeError, match="twice"):
