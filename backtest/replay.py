@@ -1,4 +1,5 @@
-"""Offline replay: input files -> the live engine -> outputs.jsonl.gz + report.json.
+"""Offline replay: input files -> the live engine -> outputs.jsonl.gz + report.json
+(+ dead-letters.jsonl.gz: every invalid line as the worker's dead-letter record).
 
 Files are merged in event time on (ts, file index, line number), so ties keep a
 stable order. Each line is decoded by the live decoder; lines it rejects are counted
@@ -36,7 +37,7 @@ import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,11 @@ from backtest.nextitem import CUTOFFS, NextItemEval
 from backtest.progress import Progress
 from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
+from online_models.dead_letters import dead_letter
 from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import Output, Recommendation, encode_lines
+from online_models.pipeline import Limits
 from online_models.runner import Runner
 
 _PREFIX = b'{"topic":"'
@@ -89,6 +92,8 @@ class ReplayOptions:
     # False: the engine is charged every impression's logged cost, as a live worker fed
     # an ad server's log is, instead of only the simulated policy's wins (parity tests).
     closed_loop: bool = True
+    # Decode limits: the worker's (ECOM_MAX_MESSAGE_BYTES, ECOM_MAX_NESTING_DEPTH).
+    limits: Limits = field(default_factory=Limits)
 
 
 def engine_config(opts: ReplayOptions) -> EngineConfig:
@@ -122,19 +127,28 @@ def _topic(line: bytes) -> str:
 
 
 def read_file(
-    path: str | Path, index: int, invalid: Counter[str], disorder: Counter[str]
+    path: str | Path,
+    index: int,
+    invalid: Counter[str],
+    disorder: Counter[str],
+    limits: Limits | None = None,
+    refused: Callable[[str, int, bytes, str, str], None] | None = None,
 ) -> Iterator[tuple[int, int, int, str, Any]]:
-    """(ts, file index, line number, topic, decoded event) of one file's valid lines."""
+    """(ts, file index, line number, topic, decoded event) of one file's valid lines,
+    decoded with the worker's limits; each invalid line is counted by reason and handed
+    to `refused(path, line number, line, reason, detail)` (the replay's dead letters)."""
+    lim = limits or Limits()
     last = 0
     for number, line in enumerate(iter_lines(path)):
         try:
             topic = _topic(line)
             if topic not in EVENT_TYPES:
-                invalid["unknown_topic"] += 1
-                continue
-            ev = decode_input(topic, line)
+                raise DecodeError("unknown_topic", f"topic {topic!r} is not an input topic")
+            ev = decode_input(topic, line, lim.max_bytes, lim.max_depth)
         except DecodeError as exc:
             invalid[exc.reason] += 1
+            if refused is not None:
+                refused(str(path), number, line, exc.reason, f"DecodeError: {exc.detail}")
             continue
         ts = last if topic == CAMPAIGNS else ev.ts
         if ts < last:
@@ -144,10 +158,16 @@ def read_file(
 
 
 def merged(
-    paths: Sequence[str | Path], invalid: Counter[str], disorder: Counter[str]
+    paths: Sequence[str | Path],
+    invalid: Counter[str],
+    disorder: Counter[str],
+    limits: Limits | None = None,
+    refused: Callable[[str, int, bytes, str, str], None] | None = None,
 ) -> Iterator[tuple[int, int, int, str, Any]]:
     # (ts, file, line) is unique, so tuples never compare the events themselves.
-    return heapq.merge(*(read_file(p, i, invalid, disorder) for i, p in enumerate(paths)))
+    return heapq.merge(
+        *(read_file(p, i, invalid, disorder, limits, refused) for i, p in enumerate(paths))
+    )
 
 
 @contextlib.contextmanager
@@ -224,7 +244,7 @@ def _replay(
     cfg = engine_config(opts)
     base = EngineConfig().with_overrides(opts.domain)
     top_k = opts.top_k if opts.top_k is not None else base.top_k
-    runner = Runner(cfg, shared=opts.shared)
+    runner = Runner(cfg, shared=opts.shared, limits=opts.limits)
     engines = runner.engines
     knowledges = runner.knowledges
     # Wall time of each timed recommendation, and the thread's CPU time (what the call
@@ -256,9 +276,18 @@ def _replay(
         open(tmp, "wb") as raw,
         # Level 1: compressing at 6 cost more than the rest of the output path.
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as sink,
+        open(out / "dead-letters.jsonl.gz", "wb") as dead_raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=dead_raw, mtime=0) as dead_sink,
     ):
         chunk: list[Output] = []
-        for n, (ts, _, _, topic, ev) in enumerate(merged(paths, invalid, disorder)):
+
+        def refused(path: str, number: int, line: bytes, reason: str, detail: str) -> None:
+            # The worker's dead-letter record: source = the file, offset = the line.
+            value, _ = dead_letter(path, 0, number, None, line, reason, detail)
+            dead_sink.write(value + b"\n")
+
+        lines = merged(paths, invalid, disorder, runner.pipeline.limits, refused)
+        for n, (ts, _, _, topic, ev) in enumerate(lines):
             if opts.limit is not None and n >= opts.limit:
                 break
             by_topic[topic] += 1
