@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"{prefix}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `ecom-stream settings | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
     except OSError as exc:  # e.g. a full disk or a permission denied while writing
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{prefix}: {where}{exc.strerror or exc}", file=sys.stderr)
