@@ -29,8 +29,8 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from online_models.attribution import Attribution, Label, Pending
+from online_models.bidder import Bidder
 from online_models.config import EngineConfig
-from online_models.engine_bids import Bidding
 from online_models.events import AdImpression, Campaign, ClickEvent, InputEvent, OrderEvent
 from online_models.features import impression_features
 from online_models.knowledge import (
@@ -99,7 +99,7 @@ class Result:
         self.updates = updates if updates is not None else []
 
 
-class PartitionEngine(Bidding, Restorable):
+class PartitionEngine(Restorable):
     """The user side of one partition.
 
     Parameters
@@ -148,8 +148,7 @@ class PartitionEngine(Bidding, Restorable):
             on_click=self._clicked,
         )
         self._opened: list[Pending] = []  # clicks that opened a conversion window now
-        # Campaign -> the pacing factor this partition last announced (hysteresis).
-        self.pacing_sent: dict[str, float] = {}
+        self.bids = Bidder(cfg, partition, lambda: self.knowledge, self.campaign)
         self.pacing_checked = 0  # the knowledge's pacer tick last checked for announcements
         self.activity: OrderedDict[str, int] = OrderedDict()
         self.events = 0
@@ -174,6 +173,10 @@ class PartitionEngine(Bidding, Restorable):
     def campaign(self, campaign_id: str) -> Campaign:
         known = self.campaigns.get(campaign_id)
         return known if known is not None else Campaign(campaign_id=campaign_id)
+
+    def quote(self, state: UserState | None, ev: AdImpression) -> float:
+        """The bid multiplier for `ev` right now, changing nothing (`Bidder.quote`)."""
+        return self.bids.quote(state, ev)
 
     # The one entry point -------------------------------------------------------
     def process(
@@ -223,7 +226,7 @@ class PartitionEngine(Bidding, Restorable):
             for lb in labels
         )
         if reprice and state.campaigns:
-            self._bid(state, ev.ts, source_id, outputs, updates)
+            self.bids.bid(state, ev.ts, source_id, outputs, updates)
         self._announce_replanned(ev.ts, source_id, outputs)
         if offset is not None:
             record_applied(state, source, offset)
@@ -243,7 +246,7 @@ class PartitionEngine(Bidding, Restorable):
             return
         self.pacing_checked = tick
         for campaign_id in sorted(self.knowledge.pacer.campaigns):
-            self._announce_pacing(self.campaign(campaign_id), ts, source_id, outputs)
+            self.bids.announce_pacing(self.campaign(campaign_id), ts, source_id, outputs)
 
     def _from_future(self, ts: int) -> bool:
         """True for an event too far ahead of the partition's time to be believed: it
@@ -329,7 +332,7 @@ class PartitionEngine(Bidding, Restorable):
             del state.campaigns[oldest]
             state.bids.pop(oldest, None)
         updates.append(Spend(ev.campaign_id, ev.ts, ev.cost))
-        self._announce_pacing(campaign, ev.ts, source_id, outputs)
+        self.bids.announce_pacing(campaign, ev.ts, source_id, outputs)
         return self.attribution.add_impression(
             ev.impression_id, ev.user_id, ev.campaign_id, ev.ts, x, ev.cost
         )
@@ -407,7 +410,7 @@ class PartitionEngine(Bidding, Restorable):
             "partition": self.partition,
             "events": self.events,
             "attribution": self.attribution.to_state(),
-            "pacing_sent": self.pacing_sent,
+            "pacing_sent": self.bids.pacing_sent,
             "pacing_checked": self.pacing_checked,
             "knowledge": self.knowledge.to_state(),
         }
@@ -427,5 +430,5 @@ class PartitionEngine(Bidding, Restorable):
         shared knowledge once from the newest of them. `from_state` builds on this."""
         self.events = int(s["events"])
         self.attribution._restore(s["attribution"])
-        self.pacing_sent = {k: float(v) for k, v in s["pacing_sent"].items()}
+        self.bids.pacing_sent = {k: float(v) for k, v in s["pacing_sent"].items()}
         self.pacing_checked = int(s.get("pacing_checked", 0))

@@ -25,6 +25,7 @@ from streams.faust_fixes.install import install as install_faust_fixes
 from streams.faust_fixes.recovery_gate import tables_ready
 from streams.metrics import Metrics
 from streams.runtime import Runtime
+from streams.runtime_factory import build_runtime
 from streams.settings import Settings
 from streams.state_store import StateStore
 from streams.web_log import install_web_log_filter
@@ -97,32 +98,36 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     metrics = Metrics()
     metrics.worker.info({"version": __version__, "model_version": f"lr1-{domain_version}"})
     cfg = EngineConfig(partitions=settings.partitions).with_overrides(settings.domain)
-    runtime = Runtime(settings, cfg, metrics, client_kwargs)
 
     def raw_topic(name: str) -> Any:
         return app.topic(
             name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
         )
 
-    inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
-    users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions)
-    runtime.users = StateStore(
-        users,
-        settings.state_cache_users,
-        on_unreadable=lambda user: metrics.unreadable_states.inc(),
-    )
-
     def is_ready() -> bool:
         return tables_ready(app)
 
-    runtime.order.is_ready = is_ready
-    runtime.topics = {
-        "recommendations": raw_topic(settings.topic_recommendations),
-        "bid-adjustments": raw_topic(settings.topic_bid_adjustments),
-        "dead-letter": raw_topic(settings.topic_dead_letter),
-        "snapshots": raw_topic(settings.topic_snapshots),
-        **{name: raw_topic(name) for name in settings.input_topics()},
-    }
+    inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
+    users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions)
+    runtime = build_runtime(
+        settings,
+        cfg,
+        metrics,
+        client_kwargs,
+        users=StateStore(
+            users,
+            settings.state_cache_users,
+            on_unreadable=lambda user: metrics.unreadable_states.inc(),
+        ),
+        topics={
+            "recommendations": raw_topic(settings.topic_recommendations),
+            "bid-adjustments": raw_topic(settings.topic_bid_adjustments),
+            "dead-letter": raw_topic(settings.topic_dead_letter),
+            "snapshots": raw_topic(settings.topic_snapshots),
+            **{name: raw_topic(name) for name in settings.input_topics()},
+        },
+        tables_ready=is_ready,
+    )
 
     @app.agent(inputs, name="process")
     async def process(stream: Any) -> None:
@@ -145,10 +150,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.task
     async def campaigns() -> None:
-        await follow_campaigns(client_kwargs, settings, runtime, app)
+        await follow_campaigns(client_kwargs, settings, runtime)
 
     def update_gauges() -> None:
-        runtime.update_gauges()
+        runtime.reports.update_gauges()
         recovering = not is_ready()
         metrics.live.set(0 if runtime.health.liveness() else 1)
         metrics.ready.set(0 if runtime.health.readiness(recovering) else 1)
@@ -203,20 +208,20 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/models")
     async def models_view(web: Any, request: Any) -> Any:
-        return web.json(runtime.model_report())
+        return web.json(runtime.reports.model_report())
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         runtime.users.forget_cache()
         mine = {tp.partition for tp in revoked if tp.topic in settings.input_topics()}
         for p in mine & set(runtime.engines):
-            await runtime.snapshot(p, runtime.engines[p])
+            await runtime.snapshots.write(p, runtime.engines[p])
         runtime.drop(mine)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         metrics.rebalances.inc()
-        runtime.order.consumer = app.consumer
+        runtime.order.consumer = app.consumer  # InOrder's contract: bound on assignment
         runtime.users.forget_cache()
         inputs = [
             (tp.topic, tp.partition) for tp in assigned if tp.topic in settings.input_topics()
@@ -232,7 +237,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def lag() -> None:
         # A loop, not a timer: the first reading (and so readiness) comes at once.
         while True:
-            await runtime.refresh_lag()
+            await runtime.lag.refresh()
             await asyncio.sleep(settings.lag_refresh_s)
 
     @app.timer(interval=RESEEK_S)
@@ -241,7 +246,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.timer(interval=settings.snapshot_every_s)
     async def snapshots() -> None:
-        await runtime.snapshot_idle()
+        await runtime.snapshots.idle(runtime.engines)
 
     if settings.debug_memory_s > 0:
         from streams.memdebug import install_memory_debug

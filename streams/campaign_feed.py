@@ -7,16 +7,18 @@ import asyncio
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from online_models.decode import CAMPAIGNS
 from online_models.pipeline import InputRecord
+from streams.runtime import Runtime
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 async def follow_campaigns(
-    client_kwargs: dict[str, Any], settings: Any, runtime: Any, app: Any
+    client_kwargs: dict[str, Any], settings: Settings, runtime: Runtime
 ) -> None:
     topic = settings.topic_campaigns
     # No group: subscribing assigns every partition of the topic (and ones added
@@ -33,18 +35,17 @@ async def follow_campaigns(
             batch = await consumer.getmany(timeout_ms=1000)
             for msgs in batch.values():
                 for msg in msgs:
-                    await _apply(msg, runtime, settings, app)
+                    await _apply(msg, runtime)
     finally:
         await consumer.stop()
 
 
-async def _apply(msg: Any, runtime: Any, settings: Any, app: Any) -> None:
+async def _apply(msg: ConsumerRecord[bytes, bytes], runtime: Runtime) -> None:
     """A campaign record through the same pipeline step as the replay's (settings,
     tombstones, refusals as dead letters)."""
     step = runtime.pipeline.step(
         InputRecord(msg.topic, CAMPAIGNS, msg.partition, msg.offset, msg.key, msg.value)
     )
-    for e in step.emissions:
-        await runtime.topics[e.topic].send(key=e.key, value=e.value, headers=e.headers)
+    await runtime.sender.send_step(msg.topic, step)
     if step.reason is not None:
         runtime.metrics.dead_letters.labels(msg.topic, step.reason).inc()

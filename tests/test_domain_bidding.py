@@ -276,9 +276,9 @@ def test_announcements_have_hysteresis() -> None:
     ]:
         pace.factor = factor
         out: list[Any] = []
-        eng._announce_pacing(campaign(), NOON, Origin("src", "src#0"), out)
+        eng.bids.announce_pacing(campaign(), NOON, Origin("src", "src#0"), out)
         assert bool(out) is moved, factor
-    assert eng.pacing_sent["c1"] == 0.006
+    assert eng.bids.pacing_sent["c1"] == 0.006
 
 
 def test_pacer_state_round_trip() -> None:

@@ -30,7 +30,8 @@ from online_models.partitioning import partition_for
 from streams.app import kafka_client_kwargs
 from streams.broker import EmbeddedBroker, free_port
 from streams.metrics import Metrics
-from streams.runtime import Runtime
+from streams.runtime_factory import build_runtime
+from streams.state_store import StateStore
 
 pytestmark = pytest.mark.integration
 
@@ -134,18 +135,20 @@ def test_consumer_lag_is_the_backlog_read_from_the_broker(
         per_partition[partition_for(user.encode(), 2)] += 1
         records.append((topic, user.encode(), orjson.dumps(view(user, n, 1_700_000_000_000)), None))
     produce(broker.bootstrap, records)
-    runtime = Runtime(settings, EngineConfig(), Metrics(), kafka_client_kwargs(settings))
+    runtime = build_runtime(
+        settings, EngineConfig(), Metrics(), kafka_client_kwargs(settings), StateStore({}), {}
+    )
     for p in (0, 1):
         runtime.guard.start((topic, p), 0)
 
     def lag(p: int) -> float:
         return runtime.metrics.consumer_lag.labels(topic, str(p))._value.get()
 
-    asyncio.run(runtime.refresh_lag())
+    asyncio.run(runtime.lag.refresh())
     assert [lag(0), lag(1)] == [per_partition[0], per_partition[1]]
     for offset in range(10):
         runtime.guard.processed((topic, 0), offset)
-    asyncio.run(runtime.refresh_lag())
+    asyncio.run(runtime.lag.refresh())
     assert lag(0) == per_partition[0] - 10
     assert runtime.health.readiness(recovering=False) == []
 

@@ -32,8 +32,9 @@ from online_models.learner import Models
 from online_models.models import OnlineLogistic
 from online_models.outputs import BidAdjustment
 from streams.metrics import Metrics
-from streams.runtime import Runtime
+from streams.runtime_factory import build_runtime
 from streams.settings import Settings
+from streams.state_store import StateStore
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OBD = DATA / "open_bandit_random"
@@ -137,12 +138,12 @@ def test_a_gated_click_model_leaves_bids_to_pacing() -> None:
 
 def test_gate_metric_follows_the_knowledge() -> None:
     """ecom_model_gated{model} is 1 while the model is gated, 0 once it is not."""
-    rt = Runtime(Settings.from_env({}), EngineConfig(), Metrics(), {})
-    rt.update_gauges()
+    rt = build_runtime(Settings.from_env({}), EngineConfig(), Metrics(), {}, StateStore({}), {})
+    rt.reports.update_gauges()
     text = rt.metrics.exposition().decode()
     assert 'ecom_model_gated{model="click"} 1.0' in text
     rt.knowledge.models.gate = None  # nothing gated
-    rt.update_gauges()
+    rt.reports.update_gauges()
     text = rt.metrics.exposition().decode()
     assert 'ecom_model_gated{model="click"} 0.0' in text
     assert 'ecom_model_recent_logloss{model="click",predictor="constant"}' not in text

@@ -40,7 +40,7 @@ def _sizes(k: SharedKnowledge, engine: PartitionEngine) -> dict[str, int]:
         "pacer": len(k.pacer.campaigns),
         "values": len(k.values.means),
         "costs": len(k.costs.means),
-        "pacing_sent": len(engine.pacing_sent),
+        "pacing_sent": len(engine.bids.pacing_sent),
     }
 
 

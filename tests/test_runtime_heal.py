@@ -26,7 +26,9 @@ from streams.faust_fixes import in_order
 from streams.faust_fixes.in_order import HOLE_GIVE_UP_S, RESEEK_S
 from streams.metrics import Metrics
 from streams.runtime import Runtime
+from streams.runtime_factory import build_runtime
 from streams.settings import Settings
+from streams.state_store import StateStore
 
 TP = ("clickstream", 1)
 
@@ -52,7 +54,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def runtime() -> tuple[Runtime, list[int], FakeConsumer]:
-    rt = Runtime(Settings.from_env({}), EngineConfig(), Metrics(), {})
+    rt = build_runtime(Settings.from_env({}), EngineConfig(), Metrics(), {}, StateStore({}), {})
     rt.order.consumer = FakeConsumer()
     rt.guard.start(TP, 0)
     applied: list[int] = []

@@ -14,10 +14,12 @@ import pytest
 
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
-from streams import runtime as runtime_module
+from streams import snapshot_writer
 from streams.metrics import Metrics
 from streams.runtime import Runtime
+from streams.runtime_factory import build_runtime
 from streams.settings import Settings, SettingsError
+from streams.state_store import StateStore
 
 P = 2
 
@@ -36,25 +38,25 @@ class SlowTopic:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [100.0]
-    monkeypatch.setattr(runtime_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(snapshot_writer.time, "monotonic", lambda: now[0])
     return now
 
 
 def runtime(clock: list[float], cost: float, **env: str) -> tuple[Runtime, SlowTopic]:
     settings = Settings.from_env({"ECOM_SNAPSHOT_EVERY_EVENTS": "10", **env})
-    rt = Runtime(settings, EngineConfig(), Metrics(), {})
     topic = SlowTopic(clock, cost)
-    rt.topics["snapshots"] = topic
+    rt = build_runtime(
+        settings, EngineConfig(), Metrics(), {}, StateStore({}), {"snapshots": topic}
+    )
     rt.engines[P] = PartitionEngine(EngineConfig(), P)
-    rt.since_snapshot[P] = 0
-    rt.last_snapshot_at[P] = clock[0]
+    rt.snapshots.start(P)
     return rt, topic
 
 
 def events(rt: Runtime, n: int) -> None:
     async def run() -> None:
         for _ in range(n):
-            await rt._maybe_snapshot(P, rt.engines[P])
+            await rt.snapshots.after_event(P, rt.engines[P])
 
     asyncio.run(run())
 
@@ -62,16 +64,16 @@ def events(rt: Runtime, n: int) -> None:
 def test_a_costly_snapshot_spaces_the_next_ones(clock: list[float]) -> None:
     rt, topic = runtime(clock, cost=0.5)
     events(rt, 10)
-    assert topic.sent == 1 and rt.snapshot_cost[P] == 0.5
-    assert rt.snapshot_gap(P) == pytest.approx(0.5 * 0.95 / 0.05)  # 9.5 s
+    assert topic.sent == 1 and rt.snapshots.snapshot_cost[P] == 0.5
+    assert rt.snapshots.gap(P) == pytest.approx(0.5 * 0.95 / 0.05)  # 9.5 s
     events(rt, 50)  # due by count, but only 0 s after a 0.5 s snapshot
-    assert topic.sent == 1 and rt.since_snapshot[P] == 50
+    assert topic.sent == 1 and rt.snapshots.since_snapshot[P] == 50
     clock[0] += 9.4
     events(rt, 1)
     assert topic.sent == 1
     clock[0] += 0.1  # 9.5 s after: 0.5 / (0.5 + 9.5) = the 5% share
     events(rt, 1)
-    assert topic.sent == 2 and rt.since_snapshot[P] == 0
+    assert topic.sent == 2 and rt.snapshots.since_snapshot[P] == 0
     samples = rt.metrics.registry.get_sample_value("ecom_model_snapshot_seconds_count")
     assert samples == 2.0
 
@@ -79,7 +81,7 @@ def test_a_costly_snapshot_spaces_the_next_ones(clock: list[float]) -> None:
 def test_cheap_snapshots_keep_the_event_count_schedule(clock: list[float]) -> None:
     rt, topic = runtime(clock, cost=0.0)
     events(rt, 35)
-    assert topic.sent == 3 and rt.since_snapshot[P] == 5
+    assert topic.sent == 3 and rt.snapshots.since_snapshot[P] == 5
 
 
 def test_the_share_is_a_setting(clock: list[float]) -> None:

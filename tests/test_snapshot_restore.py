@@ -19,12 +19,12 @@ from live_support import setup_topics
 
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
-from streams import runtime as runtime_module
+from streams import snapshot_restore
 from streams import snapshots as snapshots_module
 from streams.app import kafka_client_kwargs
 from streams.end_offsets import fetch_end_offsets
 from streams.metrics import Metrics
-from streams.runtime import Runtime
+from streams.runtime_factory import build_runtime
 from streams.snapshots import (
     Snapshot,
     SnapshotReadError,
@@ -32,6 +32,7 @@ from streams.snapshots import (
     newest_complete,
     read_latest,
 )
+from streams.state_store import StateStore
 
 Record = tuple[int, list[tuple[str, bytes]], bytes, int]
 
@@ -149,8 +150,15 @@ def test_restore_loads_the_newest_complete_snapshot(
     write(broker.bootstrap, topic, P, rows + unfinished[:-1])
     write(broker.bootstrap, topic, 0, old_format)
 
-    rt = Runtime(settings, EngineConfig(partitions=2), Metrics(), kafka_client_kwargs(settings))
-    with caplog.at_level(logging.INFO, logger="streams.runtime"):
+    rt = build_runtime(
+        settings,
+        EngineConfig(partitions=2),
+        Metrics(),
+        kafka_client_kwargs(settings),
+        StateStore({}),
+        {},
+    )
+    with caplog.at_level(logging.INFO, logger="streams.snapshot_restore"):
         engine = asyncio.run(rt.restore(P))
         cold_format = asyncio.run(rt.restore(0))
     assert engine.events == 30
@@ -186,12 +194,12 @@ def test_a_partition_that_cannot_be_read_to_its_end_is_an_error_not_an_old_model
     async def unreachable_end(*_: Any) -> dict[Any, int]:
         return {snapshots_module.TopicPartition(topic, P): 10_000}
 
-    monkeypatch.setattr(runtime_module, "fetch_end_offsets", unreachable_end)
+    monkeypatch.setattr(snapshot_restore, "fetch_end_offsets", unreachable_end)
     monkeypatch.setattr(
-        runtime_module, "read_latest", functools.partial(read_latest, timeout_s=1.5)
+        snapshot_restore, "read_latest", functools.partial(read_latest, timeout_s=1.5)
     )
-    rt = Runtime(settings, EngineConfig(partitions=2), Metrics(), kwargs)
-    with caplog.at_level(logging.ERROR, logger="streams.runtime"):
+    rt = build_runtime(settings, EngineConfig(partitions=2), Metrics(), kwargs, StateStore({}), {})
+    with caplog.at_level(logging.ERROR, logger="streams.snapshot_restore"):
         engine = asyncio.run(rt.restore(P))
     assert engine.events == 0  # cold, and said so
     assert "snapshots unreadable, models start cold" in caplog.text

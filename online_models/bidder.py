@@ -1,12 +1,11 @@
-"""The bidding half of `PartitionEngine`: pricing one campaign for one user, the
-per-user bid adjustments, their explanations and the campaign-wide pacing
-announcements. A mixin, so that the engine stays one object and one code path while
-its files stay small; everything it reads is declared below."""
+"""A partition engine's bidder: pricing one campaign for one user, the per-user bid
+adjustments, their explanations and the campaign-wide pacing announcements. The
+engine holds one (`PartitionEngine.bids`) and calls it while it processes an event."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from online_models.bidding import clip_multiplier
@@ -34,16 +33,24 @@ def _roas(value: float, cost: float) -> float | None:
     return round(roas, 6) if math.isfinite(roas) else None
 
 
-class Bidding:
-    """Bid adjustments of an engine; mixed into `PartitionEngine`."""
+class Bidder:
+    """Bid adjustments of one partition's engine."""
 
-    cfg: EngineConfig
-    knowledge: SharedKnowledge
-    partition: int
-    pacing_sent: dict[str, float]
-
-    def campaign(self, campaign_id: str) -> Campaign:
-        raise NotImplementedError
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        partition: int,
+        knowledge_of: Callable[[], SharedKnowledge],
+        campaign_of: Callable[[str], Campaign],
+    ) -> None:
+        self.cfg = cfg
+        self.partition = partition
+        # Getters: the runtime rewires an engine to a restored knowledge
+        # (streams/runtime.py), and campaigns change under the engine.
+        self.knowledge_of = knowledge_of
+        self.campaign = campaign_of
+        # Campaign -> the pacing factor this partition last announced (hysteresis).
+        self.pacing_sent: dict[str, float] = {}
 
     def _price(
         self,
@@ -63,7 +70,7 @@ class Bidding:
         an untrained prior. A conversion or revenue model not trusted yet is replaced
         by its observed mean, so the click model's ranking still counts. The campaign's
         `objective` says which of the three the value multiplies."""
-        knowledge = self.knowledge
+        knowledge = self.knowledge_of()
         x = impression_features(p, campaign, placement, context, ts, self.cfg.hash_bits, names)
         p_click, p_conv, revenue = knowledge.predict(x)
         if not knowledge.trusted("click"):
@@ -88,12 +95,12 @@ class Bidding:
         x pacing factor), without changing anything: what a bidder asking per request
         gets. The replay bids with it before it feeds the impression (docs/backtesting.md)."""
         campaign = self.campaign(ev.campaign_id)
-        pacing = self.knowledge.pacing_factor(ev.campaign_id, ev.ts)
+        pacing = self.knowledge_of().pacing_factor(ev.campaign_id, ev.ts)
         profile = state.profile if state is not None else UserState.new(ev.user_id).profile
         mult = self._price(profile, campaign, ev.placement or "-", ev.context, ev.ts)[4]
         return round(mult * pacing, 6)
 
-    def _bid(
+    def bid(
         self,
         state: UserState,
         ts: int,
@@ -102,7 +109,7 @@ class Bidding:
         updates: list[Update],
     ) -> None:
         p = state.profile
-        knowledge = self.knowledge
+        knowledge = self.knowledge_of()
         kept_out = knowledge.models.gated()  # models the health gate keeps out of the value
         for campaign_id, (last_ts, placement, device, region) in sorted(state.campaigns.items()):
             if ts - int(last_ts) > self.cfg.campaign_active_ms:
@@ -112,7 +119,7 @@ class Bidding:
             campaign = self.campaign(campaign_id)
             # A factor that moved without an impression of the campaign (a new day
             # after an exhausted one) is announced by the next event that re-prices it.
-            self._announce_pacing(campaign, ts, source_id, outputs)
+            self.announce_pacing(campaign, ts, source_id, outputs)
             context = {"device": device, "region": region}
             names: dict[str, str] = {}
             p_click, p_conv, revenue, value, mult, gated, x = self._price(
@@ -162,7 +169,7 @@ class Bidding:
     ) -> list[FeatureContribution]:
         """The largest feature contributions (weight x value, in log-odds) of the models
         whose predictions this bid used."""
-        models = self.knowledge.models
+        models = self.knowledge_of().models
         used: list[tuple[str, OnlineLogistic]] = [("click", models.click)]
         if campaign.objective != "clicks":
             used.append(("conversion", models.conversion))
@@ -178,20 +185,21 @@ class Bidding:
             for _, name, key, c in found[:TOP_FEATURES]
         ]
 
-    def _announce_pacing(
+    def announce_pacing(
         self, campaign: Campaign, ts: int, source_id: Origin, outputs: list[Output]
     ) -> None:
         """Emit the campaign-wide pacing factor when it moved since this partition last
         announced it (hysteresis). Every partition announces the same campaign-wide
         factor; `shard` only says which partition sent it."""
         cid = campaign.campaign_id
-        factor = self.knowledge.pacing_factor(cid, ts)
+        knowledge = self.knowledge_of()
+        factor = knowledge.pacing_factor(cid, ts)
         sent = self.pacing_sent.get(cid, 1.0)
         if abs(factor - sent) <= self.cfg.pacing_threshold * max(sent, 0.1):
             return
         self.pacing_sent[cid] = factor
         if len(self.pacing_sent) > self.cfg.max_campaigns + self.cfg.max_unknown_campaigns:
-            held = self.knowledge.holds_campaign
+            held = knowledge.holds_campaign
             self.pacing_sent = {c: f for c, f in self.pacing_sent.items() if held(c)}
         outputs.append(
             BidAdjustment(
@@ -207,7 +215,7 @@ class Bidding:
                 pacing_factor=factor,
                 reason="budget_exhausted" if factor == 0 else "pacing",
                 ttl_s=self.cfg.bid_ttl_s,
-                model_version=self.knowledge.version(),
+                model_version=knowledge.version(),
                 source_event_id=source_id.event_id,
                 shard=self.partition,
                 shards=self.cfg.partitions,

@@ -1,10 +1,11 @@
 """What a worker reports about its shared knowledge: the `/models` view and the
 Prometheus gauges of model health and state sizes. Read-only over the runtime's
-state; a mixin of `streams.runtime.Runtime`."""
+state, which it is handed at construction."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from online_models.engine import PartitionEngine
@@ -12,20 +13,30 @@ from online_models.evaluation import BinaryScore
 from online_models.events import Campaign
 from online_models.knowledge import SharedKnowledge
 from streams.metrics import Metrics
+from streams.state_store import StateStore
 
 
 class Reports:
-    """`/models` and gauges; everything it reads is declared here."""
+    """`/models` and gauges."""
 
-    knowledge: SharedKnowledge
-    engines: dict[int, PartitionEngine]
-    metrics: Metrics
-    users: Any
-    campaigns: dict[str, Campaign]
+    def __init__(
+        self,
+        metrics: Metrics,
+        knowledge_of: Callable[[], SharedKnowledge],
+        engines: Mapping[int, PartitionEngine],
+        users: StateStore,
+        campaigns: Mapping[str, Campaign],
+    ) -> None:
+        self.metrics = metrics
+        # A getter: a restore replaces the worker's knowledge object (streams/runtime.py).
+        self.knowledge_of = knowledge_of
+        self.engines = engines  # the runtime's own dict, so it follows assignments
+        self.users = users
+        self.campaigns = campaigns
 
     def model_report(self) -> dict[str, Any]:
         """Per-partition event counts and the worker's shared models, for `/models`."""
-        k = self.knowledge
+        k = self.knowledge_of()
         models = k.models
         return {
             "partitions": {str(p): {"events": e.events} for p, e in sorted(self.engines.items())},
@@ -47,7 +58,7 @@ class Reports:
     def update_gauges(self) -> None:
         """Model health and sizes of this worker's shared knowledge."""
         m = self.metrics
-        k = self.knowledge
+        k = self.knowledge_of()
         gated = k.models.gated()
         for name in ("click", "conversion"):
             score: BinaryScore = getattr(k.models, f"{name}_score")
@@ -72,7 +83,7 @@ class Reports:
         m.model_examples.labels("revenue").set(rev.n)
         if rev.n:
             m.revenue_mae.set(rev.abs_sum / rev.n)
-        size = len(self.users) if self.users is not None else 0
+        size = len(self.users)
         m.active_profiles.set(size)
         m.table_size.labels("users").set(size)
         m.table_size.labels("campaigns").set(len(self.campaigns))
