@@ -32,22 +32,20 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
-import heapq
 import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import orjson
 
 from backtest.bidbook import BidBook
 from backtest.bidsim import DAY_MS, simulate
-from backtest.jsonl import iter_lines
+from backtest.event_files import merged
 from backtest.market import (
     BidSimParams,
     Impression,
@@ -61,13 +59,12 @@ from backtest.progress import Progress
 from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
 from online_models.dead_letters import dead_letter
-from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
+from online_models.decode import CAMPAIGNS
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import Output, Recommendation, encode_lines
 from online_models.pipeline import Limits
 from online_models.runner import Runner
 
-_PREFIX = b'{"topic":"'
 EVAL_K = max(CUTOFFS)
 
 
@@ -103,70 +100,6 @@ def engine_config(opts: ReplayOptions) -> EngineConfig:
     delay = cfg.knowledge_delay_ms if opts.knowledge_delay_ms is None else opts.knowledge_delay_ms
     return replace(
         cfg, partitions=opts.partitions, top_k=max(top_k, EVAL_K), knowledge_delay_ms=delay
-    )
-
-
-def _topic(line: bytes) -> str:
-    """The line's `topic`; DecodeError not_json / missing_topic (replay-only reason)."""
-    # Importers and write_events put `topic` first: skip a second JSON parse for it.
-    if line.startswith(_PREFIX):
-        end = line.find(b'"', len(_PREFIX))
-        if end > 0:
-            try:
-                return line[len(_PREFIX) : end].decode()
-            except UnicodeDecodeError:  # counted like any other bad line, not fatal
-                raise DecodeError("not_utf8", "input is not valid UTF-8") from None
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        raise DecodeError("not_json", "input is not valid JSON") from None
-    topic = obj.get("topic") if isinstance(obj, dict) else None
-    if not isinstance(topic, str):
-        raise DecodeError("missing_topic", "no string `topic` field")
-    return topic
-
-
-def read_file(
-    path: str | Path,
-    index: int,
-    invalid: Counter[str],
-    disorder: Counter[str],
-    limits: Limits | None = None,
-    refused: Callable[[str, int, bytes, str, str], None] | None = None,
-) -> Iterator[tuple[int, int, int, str, Any]]:
-    """(ts, file index, line number, topic, decoded event) of one file's valid lines,
-    decoded with the worker's limits; each invalid line is counted by reason and handed
-    to `refused(path, line number, line, reason, detail)` (the replay's dead letters)."""
-    lim = limits or Limits()
-    last = 0
-    for number, line in enumerate(iter_lines(path)):
-        try:
-            topic = _topic(line)
-            if topic not in EVENT_TYPES:
-                raise DecodeError("unknown_topic", f"topic {topic!r} is not an input topic")
-            ev = decode_input(topic, line, lim.max_bytes, lim.max_depth)
-        except DecodeError as exc:
-            invalid[exc.reason] += 1
-            if refused is not None:
-                refused(str(path), number, line, exc.reason, f"DecodeError: {exc.detail}")
-            continue
-        ts = last if topic == CAMPAIGNS else ev.ts
-        if ts < last:
-            disorder[str(path)] += 1  # heapq.merge needs sorted files; counted, not fixed
-        last = max(last, ts)
-        yield ts, index, number, topic, ev
-
-
-def merged(
-    paths: Sequence[str | Path],
-    invalid: Counter[str],
-    disorder: Counter[str],
-    limits: Limits | None = None,
-    refused: Callable[[str, int, bytes, str, str], None] | None = None,
-) -> Iterator[tuple[int, int, int, str, Any]]:
-    # (ts, file, line) is unique, so tuples never compare the events themselves.
-    return heapq.merge(
-        *(read_file(p, i, invalid, disorder, limits, refused) for i, p in enumerate(paths))
     )
 
 

@@ -22,9 +22,9 @@ from typing import Any
 import msgspec
 
 from backtest.argtypes import speed
+from backtest.event_files import merged
 from backtest.inputs import NothingValid, check_input_files
 from backtest.progress import Progress, counts_text, progress_enabled
-from backtest.replay import merged
 from ecom_cli.kafka_commands import check_broker
 from streams.settings import Settings
 

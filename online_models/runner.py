@@ -51,6 +51,7 @@ class Runner:
             self.states.__getitem__,
             lambda: self.knowledge,
             limits,
+            home_of=self.partition,
         )
 
     def partition(self, user_id: str) -> int:

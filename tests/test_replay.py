@@ -12,9 +12,10 @@ import orjson
 import pytest
 
 from backtest.cli import add_backtest_parsers
+from backtest.event_files import merged
 from backtest.jsonl import write_events
 from backtest.progress import progress_enabled
-from backtest.replay import ReplayOptions, merged, replay
+from backtest.replay import ReplayOptions, replay
 from backtest.report import SCHEMA, schema_errors
 from backtest.synthetic import campaigns, generate
 from online_models.config import EngineConfig

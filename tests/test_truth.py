@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backtest.replay import merged
+from backtest.event_files import merged
 from backtest.truth import TruthParams, generate_truth, read_truth, write_truth
 from online_models.evaluation import BinaryScore
 

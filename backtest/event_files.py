@@ -1,0 +1,84 @@
+"""Reading event files (JSON Lines, one event per line with its `topic`) merged in
+event time: what the replay and `ecom-stream produce` feed from. Each line is decoded
+with the worker's limits; an invalid one is counted by reason and handed to a callback
+(the replay writes it as the worker's dead-letter record)."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from backtest.jsonl import iter_lines
+from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
+from online_models.pipeline import Limits
+
+_PREFIX = b'{"topic":"'
+
+
+def _topic(line: bytes) -> str:
+    """The line's `topic`; DecodeError not_json / missing_topic (replay-only reason)."""
+    # Importers and write_events put `topic` first: skip a second JSON parse for it.
+    if line.startswith(_PREFIX):
+        end = line.find(b'"', len(_PREFIX))
+        if end > 0:
+            try:
+                return line[len(_PREFIX) : end].decode()
+            except UnicodeDecodeError:  # counted like any other bad line, not fatal
+                raise DecodeError("not_utf8", "input is not valid UTF-8") from None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise DecodeError("not_json", "input is not valid JSON") from None
+    topic = obj.get("topic") if isinstance(obj, dict) else None
+    if not isinstance(topic, str):
+        raise DecodeError("missing_topic", "no string `topic` field")
+    return topic
+
+
+def read_file(
+    path: str | Path,
+    index: int,
+    invalid: Counter[str],
+    disorder: Counter[str],
+    limits: Limits | None = None,
+    refused: Callable[[str, int, bytes, str, str], None] | None = None,
+) -> Iterator[tuple[int, int, int, str, Any]]:
+    """(ts, file index, line number, topic, decoded event) of one file's valid lines,
+    decoded with the worker's limits; each invalid line is counted by reason and handed
+    to `refused(path, line number, line, reason, detail)` (the replay's dead letters)."""
+    lim = limits or Limits()
+    last = 0
+    for number, line in enumerate(iter_lines(path)):
+        try:
+            topic = _topic(line)
+            if topic not in EVENT_TYPES:
+                raise DecodeError("unknown_topic", f"topic {topic!r} is not an input topic")
+            ev = decode_input(topic, line, lim.max_bytes, lim.max_depth)
+        except DecodeError as exc:
+            invalid[exc.reason] += 1
+            if refused is not None:
+                refused(str(path), number, line, exc.reason, f"DecodeError: {exc.detail}")
+            continue
+        ts = last if topic == CAMPAIGNS else ev.ts
+        if ts < last:
+            disorder[str(path)] += 1  # heapq.merge needs sorted files; counted, not fixed
+        last = max(last, ts)
+        yield ts, index, number, topic, ev
+
+
+def merged(
+    paths: Sequence[str | Path],
+    invalid: Counter[str],
+    disorder: Counter[str],
+    limits: Limits | None = None,
+    refused: Callable[[str, int, bytes, str, str], None] | None = None,
+) -> Iterator[tuple[int, int, int, str, Any]]:
+    # (ts, file, line) is unique, so tuples never compare the events themselves.
+    return heapq.merge(
+        *(read_file(p, i, invalid, disorder, limits, refused) for i, p in enumerate(paths))
+    )
