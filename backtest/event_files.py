@@ -1,5 +1,6 @@
 """Reading event files (JSON Lines, one event per line with its `topic`) merged in
-event time: what the replay and `ecom-stream produce` feed from. Each line is decoded
+event time, in the order the live worker applies a partition's topics
+(`online_models.merge`): what the replay and `ecom-stream produce` feed from. Each line is decoded
 with the worker's limits; an invalid one is counted by reason and handed to a callback
 (the replay writes it as the worker's dead-letter record)."""
 
@@ -15,6 +16,7 @@ import orjson
 
 from backtest.jsonl import iter_lines
 from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
+from online_models.merge import order_key
 from online_models.pipeline import Limits
 
 _PREFIX = b'{"topic":"'
@@ -47,12 +49,15 @@ def read_file(
     disorder: Counter[str],
     limits: Limits | None = None,
     refused: Callable[[str, int, bytes, str, str], None] | None = None,
-) -> Iterator[tuple[int, int, int, str, Any]]:
-    """(ts, file index, line number, topic, decoded event) of one file's valid lines,
-    decoded with the worker's limits; each invalid line is counted by reason and handed
-    to `refused(path, line number, line, reason, detail)` (the replay's dead letters)."""
+) -> Iterator[tuple[int, int, int, int, str, Any]]:
+    """(ts, stream rank, file index, line number, topic, decoded event) of one file's
+    valid lines, decoded with the worker's limits, in the worker's order
+    (`online_models.merge.order_key`: lines of one time are ordered by stream rank,
+    then by line); each invalid line is counted by reason and handed to
+    `refused(path, line number, line, reason, detail)` (the replay's dead letters)."""
     lim = limits or Limits()
     last = 0
+    run: list[tuple[int, int, int, int, str, Any]] = []  # lines of one event time
     for number, line in enumerate(iter_lines(path)):
         try:
             topic = _topic(line)
@@ -67,8 +72,12 @@ def read_file(
         ts = last if topic == CAMPAIGNS else ev.ts
         if ts < last:
             disorder[str(path)] += 1  # heapq.merge needs sorted files; counted, not fixed
+        if run and ts != run[0][0]:
+            yield from sorted(run)  # (ts, rank, index, line) is unique: events not compared
+            run.clear()
         last = max(last, ts)
-        yield ts, index, number, topic, ev
+        run.append((ts, order_key(ts, topic)[1], index, number, topic, ev))
+    yield from sorted(run)
 
 
 def merged(
@@ -77,8 +86,8 @@ def merged(
     disorder: Counter[str],
     limits: Limits | None = None,
     refused: Callable[[str, int, bytes, str, str], None] | None = None,
-) -> Iterator[tuple[int, int, int, str, Any]]:
-    # (ts, file, line) is unique, so tuples never compare the events themselves.
+) -> Iterator[tuple[int, int, int, int, str, Any]]:
+    """Every file's lines merged in the worker's order: (ts, stream rank, file, line)."""
     return heapq.merge(
         *(read_file(p, i, invalid, disorder, limits, refused) for i, p in enumerate(paths))
     )

@@ -37,7 +37,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +94,14 @@ class ReplayOptions:
 
 
 def engine_config(opts: ReplayOptions) -> EngineConfig:
-    """Defaults, then the worker's ECOM_DOMAIN_* overrides, then the replay's options."""
-    cfg = EngineConfig().with_overrides(opts.domain)
-    top_k = opts.top_k if opts.top_k is not None else cfg.top_k
-    delay = cfg.knowledge_delay_ms if opts.knowledge_delay_ms is None else opts.knowledge_delay_ms
-    return replace(
-        cfg, partitions=opts.partitions, top_k=max(top_k, EVAL_K), knowledge_delay_ms=delay
+    """The worker's config builder (`EngineConfig.for_run`), with the replay's options;
+    top_k at least EVAL_K, so that next-item quality can be read @20."""
+    top_k = EngineConfig.for_run(opts.partitions, opts.domain, top_k=opts.top_k).top_k
+    return EngineConfig.for_run(
+        opts.partitions,
+        opts.domain,
+        top_k=max(top_k, EVAL_K),
+        knowledge_delay_ms=opts.knowledge_delay_ms,
     )
 
 
@@ -127,7 +129,7 @@ class BidPlan:
         self.params = p
         campaigns: dict[str, Campaign] = {}
         prices: dict[tuple[str, int], list[float]] = {}
-        for _, _, _, topic, ev in merged(paths, Counter(), Counter()):
+        for _, _, _, _, topic, ev in merged(paths, Counter(), Counter()):
             if topic == CAMPAIGNS:
                 campaigns.setdefault(ev.campaign_id, ev)
             elif isinstance(ev, AdImpression):
@@ -175,8 +177,7 @@ def _replay(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = engine_config(opts)
-    base = EngineConfig().with_overrides(opts.domain)
-    top_k = opts.top_k if opts.top_k is not None else base.top_k
+    top_k = EngineConfig.for_run(opts.partitions, opts.domain, top_k=opts.top_k).top_k
     runner = Runner(cfg, shared=opts.shared, limits=opts.limits)
     engines = runner.engines
     knowledges = runner.knowledges
@@ -220,7 +221,7 @@ def _replay(
             dead_sink.write(value + b"\n")
 
         lines = merged(paths, invalid, disorder, runner.pipeline.limits, refused)
-        for n, (ts, _, _, topic, ev) in enumerate(lines):
+        for n, (ts, _, _, _, topic, ev) in enumerate(lines):
             if opts.limit is not None and n >= opts.limit:
                 break
             by_topic[topic] += 1
@@ -277,7 +278,7 @@ def _replay(
                 rec_cpu_ns.append(cpu_ns() - c0)
                 recs.serve(user, [i.item_id for i in served])
             for output in result.outputs:
-                if isinstance(output, Recommendation):  # evaluation, not routing
+                if isinstance(output, Recommendation):  # evaluation reads items; not routing
                     if not opts.every_position:
                         recs.serve(user, [i.item_id for i in output.items])
                     if len(output.items) > top_k:

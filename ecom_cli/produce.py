@@ -42,7 +42,7 @@ def records(
     """(topic, key, value, ts) in event time across all files, as the replay reads them;
     invalid lines are counted, not sent."""
     disorder: Counter[str] = Counter()
-    for ts, _, _, logical, ev in merged(files, invalid, disorder):
+    for ts, _, _, _, logical, ev in merged(files, invalid, disorder):
         key = ev.campaign_id if logical == "campaigns" else ev.user_id
         yield (
             topics[logical],

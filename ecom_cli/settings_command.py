@@ -22,7 +22,7 @@ def settings_lines(settings: Settings, env: dict[str, str]) -> list[str]:
     lines = []
     for name, key in ENV_NAMES.items():
         lines.append(_line(key, shown[name], key in env))
-    cfg = EngineConfig(partitions=settings.partitions).with_overrides(settings.domain)
+    cfg = EngineConfig.for_run(settings.partitions, settings.domain)
     for f in fields(cfg):
         if f.name == "partitions":  # the domain's partitions are ECOM_PARTITIONS
             continue

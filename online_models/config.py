@@ -161,6 +161,18 @@ class EngineConfig:
         if found:
             raise ConfigError(found)
 
+    @classmethod
+    def for_run(cls, partitions: int, overrides: Mapping[str, Any], **options: Any) -> EngineConfig:
+        """The one config builder of the worker and the replay: the defaults, then the
+        `ECOM_DOMAIN_*` overrides, then the partition count and the driver's own
+        `options` (the replay's top_k and knowledge delay); None options are left out.
+
+        >>> EngineConfig.for_run(4, {"top_k": "12"}, knowledge_delay_ms=None).top_k
+        12
+        """
+        chosen = {k: v for k, v in options.items() if v is not None}
+        return replace(cls().with_overrides(overrides), partitions=partitions, **chosen)
+
     def with_overrides(self, overrides: Mapping[str, Any]) -> EngineConfig:
         """Override fields by name, coercing to each field's type (used by settings);
         KeyError for an unknown name, ConfigError for values out of range."""

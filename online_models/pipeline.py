@@ -212,6 +212,18 @@ class Pipeline:
             partition=rec.partition,
         )
 
+    def peek(self, rec: InputRecord) -> tuple[Any, int | None]:
+        """The record decoded and its event time, to order it before its step
+        (`online_models.merge`); (None, None) for a record that cannot be decoded (its
+        step decodes it again and refuses it) or has no event time (a campaign)."""
+        if rec.stream == CAMPAIGNS:
+            return None, None
+        try:
+            ev = self._decode(rec)
+        except Exception:  # the step turns it into a dead letter
+            return None, None
+        return ev, ev.ts
+
     def apply(self, step: Step) -> None:
         """Write the step's state changes: the user's new state, users expired, a
         cached state dropped after a failure."""

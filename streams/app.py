@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from online_models.config import EngineConfig
 from online_models.partitioning import partition_for
 from streams import __version__
 from streams.campaign_feed import follow_campaigns
+from streams.faust_fixes.event_context import current_event
 from streams.faust_fixes.in_order import RESEEK_S
 from streams.faust_fixes.initial_offsets import committed_offsets
 from streams.faust_fixes.install import install as install_faust_fixes
@@ -97,7 +99,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     )
     metrics = Metrics()
     metrics.worker.info({"version": __version__, "model_version": f"lr1-{domain_version}"})
-    cfg = EngineConfig(partitions=settings.partitions).with_overrides(settings.domain)
+    cfg = EngineConfig.for_run(settings.partitions, settings.domain)
 
     def raw_topic(name: str) -> Any:
         return app.topic(
@@ -127,6 +129,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             **{name: raw_topic(name) for name in settings.input_topics()},
         },
         tables_ready=is_ready,
+        event_context=current_event,
     )
 
     @app.agent(inputs, name="process")
@@ -137,7 +140,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         try:
             async for event in stream.events():
                 msg = event.message
-                await runtime.handle(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+                await runtime.handle(
+                    msg.topic, msg.partition, msg.offset, msg.key, msg.value, event
+                )
         except asyncio.CancelledError:
             runtime.health.agent_stopped()
             raise
@@ -222,6 +227,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         metrics.rebalances.inc()
         runtime.order.consumer = app.consumer  # InOrder's contract: bound on assignment
+        runtime.highwater = _highwater_of(app.consumer)
         runtime.users.forget_cache()
         inputs = [
             (tp.topic, tp.partition) for tp in assigned if tp.topic in settings.input_topics()
@@ -239,6 +245,13 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         while True:
             await runtime.lag.refresh()
             await asyncio.sleep(settings.lag_refresh_s)
+
+    if settings.input_idle_ms > 0:
+
+        @app.timer(interval=settings.input_idle_ms / 2000)
+        async def merge_idle() -> None:
+            # A partition held by a topic that fell silent goes on without it.
+            await runtime.release_idle()
 
     @app.timer(interval=RESEEK_S)
     async def holes() -> None:
@@ -265,3 +278,17 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     install_web_log_filter()  # a client sending garbage must not flood the log
     log.info("settings: %s", settings.redacted())
     return app, runtime
+
+
+def _highwater_of(consumer: Any) -> Callable[[str, int], int | None]:
+    """The log end of an input partition as its latest fetch response reported it
+    (Faust's public `Consumer.highwater`); None while not known."""
+
+    def highwater(topic: str, partition: int) -> int | None:
+        try:
+            end = consumer.highwater(TP(topic, partition))
+        except Exception:  # not assigned (any more) or not fetched yet: not known
+            return None
+        return end if isinstance(end, int) and end >= 0 else None
+
+    return highwater

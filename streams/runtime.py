@@ -11,16 +11,19 @@ later step (see docs/architecture.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
 from online_models.events import Campaign
 from online_models.knowledge import SharedKnowledge
+from online_models.merge import EventTimeMerge
 from online_models.partitioning import partition_for
 from online_models.pipeline import InputRecord, Limits, Pipeline
 from streams.clock import now_ms
@@ -40,6 +43,14 @@ from streams.step_metrics import StepMetrics
 log = logging.getLogger(__name__)
 
 
+def _no_context(source: Any) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+def _never(stream: str) -> bool:
+    return False
+
+
 class Runtime:
     def __init__(
         self,
@@ -55,6 +66,7 @@ class Runtime:
         snapshots: SnapshotWriter,
         lag: LagMonitor,
         step_metrics: StepMetrics,
+        event_context: Callable[[Any], AbstractContextManager[None]] = _no_context,
     ) -> None:
         self.settings = settings
         self.cfg = cfg
@@ -68,6 +80,9 @@ class Runtime:
         self.snapshots = snapshots
         self.lag = lag
         self.step_metrics = step_metrics
+        # Makes a record the driver's current one while it is applied (Faust's tables
+        # write to the current event's partition: streams/faust_fixes/event_context.py).
+        self.event_context = event_context
         # configured input topic -> the logical stream its records are decoded as
         self.logical_streams: Mapping[str, str] = settings.input_topics()
         self.campaigns: dict[str, Campaign] = {}
@@ -82,27 +97,82 @@ class Runtime:
             lambda: self.knowledge,
             Limits(settings.max_message_bytes, settings.max_nesting_depth),
         )
+        # A partition's input topics, applied in event time (online_models/merge.py).
+        self.topic_of = {stream: topic for topic, stream in self.logical_streams.items()}
+        self.merge: EventTimeMerge[tuple[InputRecord, Any, Any]] = EventTimeMerge(
+            list(self.logical_streams.values()), settings.input_idle_ms, now_ms
+        )
+        # The log end of an input partition from the latest fetch (the consumer's, bound
+        # on assignment in streams/app.py; None: not known).
+        self.highwater: Callable[[str, int], int | None] = lambda topic, partition: None
+        self._generation: dict[int, int] = {}  # partition -> times it was dropped
+        self._applying = asyncio.Lock()  # the agent and the idle timer both release
         self.reports = Reports(metrics, lambda: self.knowledge, self.engines, users, self.campaigns)
 
     async def handle(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        source: Any = None,
     ) -> None:
+        """One record read from Kafka: queued in its partition's event-time merge, then
+        whatever the merge releases is applied (this record, earlier ones, or nothing
+        yet: a topic of the partition that is behind holds it at most input_idle_ms).
+        `source`: the driver's own record (Faust's event), made current while the
+        record is applied (`event_context`)."""
         tp = (topic, partition)
+        expected = self.order.expected(tp)
         if not await self.order.admit(tp, offset):
             return  # read again later, in order (streams/faust_fixes/in_order.py)
-        await self._handle(topic, partition, offset, key, value)
-        self.guard.processed(tp, offset)
+        if expected is not None and offset < expected:
+            # Read again (a rewind): what the merge holds from here on comes again.
+            self.merge.discard(self.logical_streams[topic], partition, offset)
+        rec = InputRecord(topic, self.logical_streams[topic], partition, offset, key, value)
+        event, ts = self.pipeline.peek(rec)
+        self.merge.add(rec.stream, partition, offset, ts, (rec, event, source))
+        await self.release(partition)
 
-    async def _handle(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
-    ) -> None:
+    async def release(self, partition: int) -> None:
+        """Apply what the partition's merge releases, in order; also called by a timer
+        (streams/app.py) so that a silent topic holds the others only input_idle_ms."""
+        async with self._applying:
+            generation = self._generation.get(partition, 0)
+            if self.settings.input_skip_caught_up:
+                caught_up = lambda stream: self._caught_up(stream, partition)  # noqa: E731
+            else:
+                caught_up = _never
+            for rec, event, source in self.merge.ready(partition, caught_up):
+                if self._generation.get(partition, 0) != generation:
+                    return  # revoked while these were applied: their new owner reads them
+                with self.event_context(source):
+                    await self._handle(rec, event)
+                self.guard.processed((rec.topic, rec.partition), rec.offset or 0)
+
+    async def release_idle(self) -> None:
+        for partition in self.merge.partitions():
+            await self.release(partition)
+
+    def _caught_up(self, stream: str, partition: int) -> bool:
+        # Nothing more to read right now: the next offset to read is the log end that
+        # the latest fetch response reported (None before the first: not known).
+        topic = self.topic_of[stream]
+        end = self.highwater(topic, partition)
+        if end is None:
+            return False
+        position = self.order.expected((topic, partition))
+        return position is not None and position >= end
+
+    async def _handle(self, rec: InputRecord, event: Any) -> None:
         started = time.perf_counter()
+        partition = rec.partition
         engine = self.engines.get(partition) or await self.restore(partition)
         if partition in self.untouched:
             self._register_users(partition, engine)
-        step = self.pipeline.step(
-            InputRecord(topic, self.logical_streams[topic], partition, offset, key, value)
-        )
+        step = self.pipeline.step(rec, event)
+        topic = rec.topic
         await self.sender.send_step(topic, step)
         self.pipeline.apply(step)  # after the sends: see online_models/pipeline.py
         self.step_metrics.observe(topic, step, started)
@@ -173,3 +243,6 @@ class Runtime:
                 with contextlib.suppress(KeyError):  # a partition moved away has no lag here
                     self.metrics.consumer_lag.remove(topic, str(p))
         self.order.forget(partitions)
+        self.merge.forget(partitions)  # not processed, not committed: redelivered
+        for p in partitions:
+            self._generation[p] = self._generation.get(p, 0) + 1

@@ -4,6 +4,7 @@ app made first (or plain fakes in tests)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from online_models.config import EngineConfig
@@ -30,9 +31,11 @@ def build_runtime(
     users: StateStore,
     topics: Mapping[str, OutputTopic],
     tables_ready: Callable[[], bool] = lambda: True,
+    event_context: Callable[[Any], AbstractContextManager[None]] | None = None,
 ) -> Runtime:
     """`topics`: each logical output name and each input topic by its configured name.
-    `tables_ready`: whether Faust's tables are recovered (records wait until they are)."""
+    `tables_ready`: whether Faust's tables are recovered (records wait until they are).
+    `event_context`: makes the driver's record current while it is applied."""
     guard = CommitGuard()
     order = InOrder(guard, metrics)
     # InOrder (streams/faust_fixes, left as it is) takes its readiness check as an
@@ -55,4 +58,5 @@ def build_runtime(
         SnapshotWriter(settings, metrics, sender),
         LagMonitor(settings, consumer_kwargs, guard, health, metrics, settings.input_topics()),
         StepMetrics(settings, metrics),
+        event_context or (lambda source: nullcontext()),
     )

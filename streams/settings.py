@@ -82,6 +82,15 @@ class Settings:
     # Records per fetch: small fetches keep the three input topics of a partition close
     # in event time, so fewer events arrive behind the watermark (see architecture.md).
     max_poll_records: int = at_least(200, 1)
+    # A partition's input topics are applied in event time (online_models/merge.py): a
+    # topic that is behind (not caught up) holds the others at most this long. 0: no
+    # merge, records are applied in the order they are read.
+    input_idle_ms: int = within(200, 0, 60_000)
+    # 1: a topic that has nothing more to read right now (its log end, as the latest
+    # fetch reported it) holds nothing: lower latency, but a record produced to it just
+    # before another topic's can still be applied after (a race of one fetch). 0: wait
+    # for every empty topic (up to input_idle_ms): the replay's order exactly.
+    input_skip_caught_up: int = flag(1)
     log_level: str = one_of("info", *LOG_LEVELS)
     # > 0: trace allocations and log their growth every this many seconds (diagnosis)
     debug_memory_s: float = at_least(0.0, 0)

@@ -200,3 +200,26 @@ def test_the_recovery_gate_reads_what_faust_still_sets(app: faust.App) -> None:
     assert tables_ready(app)
     app.rebalancing = True
     assert not tables_ready(app)
+
+
+# event_context: the context variable tables read the current event from ------------
+
+
+def test_table_writes_find_their_partition_through_the_current_event_variable() -> None:
+    from faust import streams as faust_streams
+    from faust.tables import base as table_base
+
+    from streams.faust_fixes.event_context import current_event
+
+    assert "_current_event.get(None)" in source(faust_streams.current_event)
+    assert "current_event()" in source(table_base.Collection.partition_for_key)
+    assert "event.message.partition" in source(table_base.Collection.partition_for_key)
+
+    class Event:  # the one attribute tables read: message.partition
+        message = None
+
+    event = Event()
+    assert faust_streams.current_event() is None
+    with current_event(event):
+        assert faust_streams.current_event() is event
+    assert faust_streams.current_event() is None

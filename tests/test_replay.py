@@ -150,7 +150,7 @@ def test_outputs_equal_a_plain_runner_with_the_default_top_k(
 
     runner = Runner(EngineConfig(partitions=4))
     expected = []
-    for _, _, _, topic, ev in merged(inputs, Counter(), Counter()):
+    for _, _, _, _, topic, ev in merged(inputs, Counter(), Counter()):
         if topic == "campaigns":
             runner.set_campaign(ev)
             continue

@@ -9,7 +9,9 @@ private attribute they rely on):
 - recovery_restart: a table recovery overtaken by a rebalance starts over;
 - highwaters: table recovery reads changelogs to the true log end (broker quirk);
 - initial_offsets: every input partition has a committed offset before the first join;
-- bounded_shutdown: SIGTERM ends the worker within a deadline.
+- bounded_shutdown: SIGTERM ends the worker within a deadline;
+- event_context: a record applied after the agent moved on (the event-time merge)
+  writes its table changes to its own partition's changelog.
 
 `install(app, ...)` (streams/faust_fixes/install.py) is the one entry point, called once
 by the app factory; it refuses

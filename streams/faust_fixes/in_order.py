@@ -57,6 +57,9 @@ class InOrder:
         self.guard = guard
         self.metrics = metrics
         self.holes: dict[Partition, Hole] = {}
+        # Next offset to read per partition: past the processed run when the runtime
+        # holds records in its event-time merge (admitted, not yet processed).
+        self.read: dict[Partition, int] = {}
         self.consumer: Any = None  # the Faust consumer, bound on assignment
         self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
 
@@ -66,9 +69,19 @@ class InOrder:
         if not self.is_ready():
             self._skip_unready(tp, offset)
             return False
-        return not await self._behind_hole(tp, offset)
+        if await self._behind_hole(tp, offset):
+            return False
+        self.read[tp] = offset + 1
+        return True
+
+    def expected(self, tp: Partition) -> int | None:
+        """The next offset of `tp` to admit (None: not tracked yet)."""
+        return self.read.get(tp, self.guard.next.get(tp))
 
     def _skip_unready(self, tp: Partition, offset: int) -> None:
+        # Recovery rewrites the tables and Faust seeks back to the committed offset:
+        # read from the processed run again.
+        self.read.pop(tp, None)
         expected = self.guard.next.get(tp)
         self.metrics.offset_jumps.labels(tp[0], "recovering").inc()
         log.info("%s[%d]@%d arrived while tables recover: read again once ready", *tp, offset)
@@ -82,7 +95,7 @@ class InOrder:
         hole.since = None
 
     async def _behind_hole(self, tp: Partition, offset: int) -> bool:
-        expected = self.guard.next.get(tp)
+        expected = self.expected(tp)
         if expected is None or offset <= expected:
             if expected is not None and offset < expected:
                 # Faust re-sent a record (e.g. one handed over before its post-recovery
@@ -103,6 +116,7 @@ class InOrder:
             log.error("%s[%d]: offsets %d..%d cannot be read; skipped", *tp, expected, offset - 1)
             self.metrics.offset_jumps.labels(tp[0], "lost").inc()
             self.guard.start(tp, offset)
+            self.read.pop(tp, None)
             del self.holes[tp]
             return False
         await self._seek_back(tp, hole, now, f"offset {offset} arrived before them")
@@ -147,3 +161,4 @@ class InOrder:
 
     def forget(self, partitions: set[int]) -> None:
         self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
+        self.read = {tp: o for tp, o in self.read.items() if tp[1] not in partitions}
