@@ -105,8 +105,7 @@ class EventTimeMerge(Generic[T]):
             if best is None:
                 self._waiting_since.pop(partition, None)
                 return out
-            blocked = [s for s, q in queues.items() if not q and not caught_up(s)]
-            if blocked and self.max_idle_ms > 0:
+            if self.max_idle_ms > 0 and any(not q and not caught_up(s) for s, q in queues.items()):
                 now = self.now_getter()
                 since = self._waiting_since.setdefault(partition, now)
                 if now - since < self.max_idle_ms:

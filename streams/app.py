@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +129,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         },
         tables_ready=is_ready,
         event_context=current_event,
+        consumer=AppConsumer(app),
     )
 
     @app.agent(inputs, name="process")
@@ -226,8 +226,6 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         metrics.rebalances.inc()
-        runtime.order.consumer = app.consumer  # InOrder's contract: bound on assignment
-        runtime.highwater = _highwater_of(app.consumer)
         runtime.users.forget_cache()
         inputs = [
             (tp.topic, tp.partition) for tp in assigned if tp.topic in settings.input_topics()
@@ -280,15 +278,23 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     return app, runtime
 
 
-def _highwater_of(consumer: Any) -> Callable[[str, int], int | None]:
-    """The log end of an input partition as its latest fetch response reported it
-    (Faust's public `Consumer.highwater`); None while not known."""
+class AppConsumer:
+    """The app's Faust consumer (made when the app starts, so read at each call)
+    through its public methods (`streams.ports.InputConsumer`)."""
 
-    def highwater(topic: str, partition: int) -> int | None:
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    def assignment(self) -> set[Any]:
+        return set(self.app.consumer.assignment())
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        await self.app.consumer.seek(tp, offset)
+
+    def highwater(self, topic: str, partition: int) -> int | None:
+        """The log end its latest fetch response reported; None while not known."""
         try:
-            end = consumer.highwater(TP(topic, partition))
+            end = self.app.consumer.highwater(TP(topic, partition))
         except Exception:  # not assigned (any more) or not fetched yet: not known
             return None
         return end if isinstance(end, int) and end >= 0 else None
-
-    return highwater

@@ -18,3 +18,25 @@ class OutputTopic(Protocol):
         headers: list[tuple[str, bytes]],
         partition: int | None = None,
     ) -> Any: ...
+
+
+class InputConsumer(Protocol):
+    """The worker's Kafka consumer, as the runtime uses it: which partitions it holds,
+    seeking one back, and the log end its latest fetch reported (None: not known)."""
+
+    def assignment(self) -> set[Any]: ...
+    async def seek(self, tp: Any, offset: int) -> None: ...
+    def highwater(self, topic: str, partition: int) -> int | None: ...
+
+
+class NoConsumer:
+    """No consumer (tools and tests that feed the runtime themselves)."""
+
+    def assignment(self) -> set[Any]:
+        return set()
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        return None
+
+    def highwater(self, topic: str, partition: int) -> int | None:
+        return None

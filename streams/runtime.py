@@ -102,9 +102,6 @@ class Runtime:
         self.merge: EventTimeMerge[tuple[InputRecord, Any, Any]] = EventTimeMerge(
             list(self.logical_streams.values()), settings.input_idle_ms, now_ms
         )
-        # The log end of an input partition from the latest fetch (the consumer's, bound
-        # on assignment in streams/app.py; None: not known).
-        self.highwater: Callable[[str, int], int | None] = lambda topic, partition: None
         self._generation: dict[int, int] = {}  # partition -> times it was dropped
         self._applying = asyncio.Lock()  # the agent and the idle timer both release
         self.reports = Reports(metrics, lambda: self.knowledge, self.engines, users, self.campaigns)
@@ -159,7 +156,7 @@ class Runtime:
         # Nothing more to read right now: the next offset to read is the log end that
         # the latest fetch response reported (None before the first: not known).
         topic = self.topic_of[stream]
-        end = self.highwater(topic, partition)
+        end = self.order.consumer.highwater(topic, partition)
         if end is None:
             return False
         position = self.order.expected((topic, partition))

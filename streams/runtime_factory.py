@@ -14,7 +14,7 @@ from streams.health import Health
 from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.output_sender import OutputSender
-from streams.ports import OutputTopic
+from streams.ports import InputConsumer, NoConsumer, OutputTopic
 from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.snapshot_restore import SnapshotRestore
@@ -31,16 +31,16 @@ def build_runtime(
     users: StateStore,
     topics: Mapping[str, OutputTopic],
     tables_ready: Callable[[], bool] = lambda: True,
+    consumer: InputConsumer | None = None,
     event_context: Callable[[Any], AbstractContextManager[None]] | None = None,
 ) -> Runtime:
     """`topics`: each logical output name and each input topic by its configured name.
     `tables_ready`: whether Faust's tables are recovered (records wait until they are).
-    `event_context`: makes the driver's record current while it is applied."""
+    `event_context`: makes the driver's record current while it is applied.
+    `consumer`: the input consumer (none: tools and tests that feed records)."""
+    consumer = consumer or NoConsumer()
     guard = CommitGuard()
-    order = InOrder(guard, metrics)
-    # InOrder (streams/faust_fixes, left as it is) takes its readiness check as an
-    # attribute, and its consumer on assignment, when Faust has one (streams/app.py).
-    order.is_ready = tables_ready
+    order = InOrder(guard, metrics, consumer, tables_ready)
     health = Health(
         stall_after_s=settings.stall_timeout_s, broker_timeout_s=settings.broker_timeout_s
     )

@@ -22,6 +22,7 @@ import pytest
 from faust.types import TP as faust_tp
 
 from online_models.config import EngineConfig
+from online_models.pipeline import InputRecord
 from streams.faust_fixes import in_order
 from streams.faust_fixes.in_order import HOLE_GIVE_UP_S, RESEEK_S
 from streams.metrics import Metrics
@@ -45,6 +46,9 @@ class FakeConsumer:
         assert (tp.topic, tp.partition) == TP
         self.seeks.append(offset)
 
+    def highwater(self, topic: str, partition: int) -> int | None:
+        return None
+
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
@@ -54,13 +58,16 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def runtime() -> tuple[Runtime, list[int], FakeConsumer]:
-    rt = build_runtime(Settings.from_env({}), EngineConfig(), Metrics(), {}, StateStore({}), {})
+    # One input topic here: no event-time merge with the others (online_models/merge.py).
+    settings = Settings.from_env({"ECOM_INPUT_IDLE_MS": "0"})
+    rt = build_runtime(settings, EngineConfig(), Metrics(), {}, StateStore({}), {})
     rt.order.consumer = FakeConsumer()
     rt.guard.start(TP, 0)
     applied: list[int] = []
 
-    async def fake_handle(topic: str, partition: int, offset: int, *_: Any) -> None:
-        applied.append(offset)
+    async def fake_handle(rec: InputRecord, event: Any) -> None:
+        assert rec.offset is not None
+        applied.append(rec.offset)
 
     rt._handle = fake_handle  # type: ignore[method-assign, assignment]
     return rt, applied, rt.order.consumer

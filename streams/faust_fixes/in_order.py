@@ -28,13 +28,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiokafka.errors import IllegalStateError
 from faust.types import TP
 
 from streams.faust_fixes.commit_guard import CommitGuard
 from streams.metrics import Metrics
+from streams.ports import InputConsumer
 
 log = logging.getLogger(__name__)
 RESEEK_S = 1.0
@@ -53,15 +53,21 @@ class Hole:
 
 
 class InOrder:
-    def __init__(self, guard: CommitGuard, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        guard: CommitGuard,
+        metrics: Metrics,
+        consumer: InputConsumer,
+        is_ready: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.guard = guard
         self.metrics = metrics
+        self.consumer = consumer
+        self.is_ready = is_ready  # the tables are recovered (recovery_gate.py)
         self.holes: dict[Partition, Hole] = {}
         # Next offset to read per partition: past the processed run when the runtime
         # holds records in its event-time merge (admitted, not yet processed).
         self.read: dict[Partition, int] = {}
-        self.consumer: Any = None  # the Faust consumer, bound on assignment
-        self.is_ready: Callable[[], bool] = lambda: True  # bound by the app
 
     async def admit(self, tp: Partition, offset: int) -> bool:
         """True when the record at `offset` is to be handled now; False when it is
