@@ -39,8 +39,11 @@ BAD = [
 
 
 def test_live_worker_and_replay_write_the_same_bytes(broker, fast_worker_env, tmp_path):
-    # Every empty topic is waited for (not only those behind): the replay's order exactly.
-    env = {**fast_worker_env, "ECOM_PARTITIONS": "1", "ECOM_INPUT_SKIP_CAUGHT_UP": "0"}
+    # Every empty topic is waited for (not only those behind), and long enough for a
+    # shared, loaded machine (at 200 ms, 1 run in 4 let an order overtake clicks that a
+    # full producer buffer held back): the replay's order exactly.
+    env = {**fast_worker_env, "ECOM_PARTITIONS": "1", "ECOM_INPUT_SKIP_CAUGHT_UP": "0",
+           "ECOM_INPUT_IDLE_MS": "5000"}  # fmt: skip
     settings = setup_topics(env)
     base = f"http://127.0.0.1:{env['ECOM_WEB_PORT']}"
     events = stream(n_users=60, duration_s=2 * 3600, seed=23)
