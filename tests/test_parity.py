@@ -85,6 +85,11 @@ def test_offline_replay_and_live_worker_agree(broker, fast_worker_env, tmp_path,
     # Recommendations: equal but for the rare view and order of one user that fall in one
     # rate-limit interval and are read out of event-time order across topics.
     off_recs, live_recs = ids(offline, recs), ids(live, recs)
+    bids = lambda o: "items" not in o  # noqa: E731
+    off_bids, live_bids = ids(offline, bids), ids(live, bids)
+    same_recs, same_bids = len(off_recs & live_recs), len(off_bids & live_bids)
+    print(f"ids equal to the replay's: recommendations {same_recs} of {len(off_recs)}, "
+          f"bid-adjustments {same_bids} of {len(off_bids)}")  # fmt: skip
     assert len(off_recs) > 500
     assert len(off_recs ^ live_recs) <= 0.01 * len(off_recs), off_recs ^ live_recs
     assert first_bids(offline) and first_bids(live) == first_bids(offline)
