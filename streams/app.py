@@ -124,6 +124,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             "bid-adjustments": raw_topic(settings.topic_bid_adjustments),
             "dead-letter": raw_topic(settings.topic_dead_letter),
             "snapshots": raw_topic(settings.topic_snapshots),
+            "erasure-confirmations": raw_topic(settings.topic_erasure_confirmations),
             **{name: raw_topic(name) for name in settings.input_topics()},
         },
         tables_ready=is_ready,

@@ -81,6 +81,7 @@ class Runtime:
             lambda partition: self.users,
             lambda: self.knowledge,
             Limits(settings.max_message_bytes, settings.max_nesting_depth),
+            privacy=settings.privacy(),
         )
         self.reports = Reports(metrics, lambda: self.knowledge, self.engines, users, self.campaigns)
 
