@@ -43,7 +43,7 @@ NOTES = {
     " `payload_privacy` says whether personal data was removed from them (`redacted`) or"
     " no payload kept (`withheld`).",
     "erasure-requests": "Keyed by user_id (raw or pseudonymous). Removes the user from every"
-    " copy the service owns (docs/operations.md \"Personal data\").",
+    ' copy the service owns (docs/operations.md "Personal data").',
     "erasure-confirmations": "Keyed by the pseudonymous user_id: what one erasure request"
     " removed (counts per kind), what is kept and why.",
 }
