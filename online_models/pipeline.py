@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from online_models.config import EngineConfig
+from online_models.consent import declined, serve_without_consent
 from online_models.dead_letters import dead_letter
 from online_models.decode import (
     CAMPAIGNS,
@@ -186,6 +187,8 @@ class Pipeline:
             # Pseudonymised, the producer's bytes (raw ids) are never sent again.
             raw = (rec.value or b"") if self.privacy.pseudonyms is None else encode_output(ev)
             return Step([Emission(REPARTITION, user_key, raw, [], home)], repartitioned=True)
+        if declined(ev):
+            return self._declined(rec, ev)
         states = self.states_for(rec.partition)
         try:
             result = self.engine_for(rec.partition).process(
@@ -203,15 +206,7 @@ class Pipeline:
             return self._refused(rec, result.refused, f"{why} (event time {ev.ts})")
         if result.duplicate:
             return Step(user=user, event=ev, event_type=kind, event_ts=ev.ts, duplicate=True)
-        if self.privacy.key_id is not None:
-            for o in result.outputs:
-                o.key_id = self.privacy.key_id
-        emissions = [
-            Emission(
-                o.TOPIC, o.routing_key(), encode_output(o), [("event_id", o.event_id.encode())]
-            )
-            for o in result.outputs
-        ]
+        emissions = self._emissions(result.outputs)
         return Step(
             emissions,
             result.outputs,
@@ -224,6 +219,28 @@ class Pipeline:
             result.labels,
             partition=rec.partition,
         )
+
+    def _emissions(self, outputs: list[Output]) -> list[Emission]:
+        if self.privacy.key_id is not None:
+            for o in outputs:
+                o.key_id = self.privacy.key_id
+        return [
+            Emission(
+                o.TOPIC, o.routing_key(), encode_output(o), [("event_id", o.event_id.encode())]
+            )
+            for o in outputs
+        ]
+
+    def _declined(self, rec: InputRecord, ev: Any) -> Step:
+        """An event whose user declined personalisation: served, nothing kept."""
+        state = self.states_for(rec.partition).get(ev.user_id)
+        engine = self.engine_for(rec.partition)
+        outputs, erased = serve_without_consent(engine, rec.stream, ev, state)
+        gone = [ev.user_id] if erased is not None else []
+        kind = getattr(ev, "type", None) or getattr(ev, "status", None) or "impression"
+        step = Step(self._emissions(outputs), outputs, expired=gone, event=ev, event_type=kind)
+        step.event_ts, step.partition = ev.ts, rec.partition
+        return step
 
     def apply(self, step: Step) -> None:
         """Write the step's state changes: the user's new state, users expired, a

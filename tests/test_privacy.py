@@ -186,3 +186,38 @@ def test_replay_honours_pseudonyms_and_erasure(tmp_path):
 def test_erasure_request_round_trip():
     req = ErasureRequest(request_id="r", user_id="u", ts=1_700_000_000_000)
     assert orjson.loads(encode_output(req))["user_id"] == "u"
+
+
+def test_declined_consent_gets_non_personal_outputs_and_nothing_is_kept():
+    pipe, states, engines = _pipeline(Privacy())
+    base = {"ts": 1_700_000_000_000, "type": "view", "category": "books"}
+    for n in range(30):  # other users make items trend
+        ev = {**base, "event_id": f"o{n}", "user_id": f"other{n % 5}", "item_id": f"i{n % 4}"}
+        _run(
+            pipe,
+            "clickstream",
+            orjson.dumps(ev),
+            ev["user_id"].encode(),
+            pipe.home_of(ev["user_id"]),
+        )
+    user = "shy"
+    home = pipe.home_of(user)
+    seen = {**base, "event_id": "s0", "user_id": user, "item_id": "i9"}
+    _run(pipe, "clickstream", orjson.dumps(seen), user.encode(), home)
+    assert states[home].get(user) is not None  # consent not declined: personalised
+    ev = {**base, "event_id": "s1", "user_id": user, "item_id": "i1", "consent": False}
+    applied_before = engines[home].knowledge.applied
+    (rec,) = _run(pipe, "clickstream", orjson.dumps(ev), user.encode(), home)
+    body = orjson.loads(rec.value)
+    assert body["strategy"] == "non_personal" and body["items"]
+    assert "i1" not in [i["item_id"] for i in body["items"]]
+    assert states[home].get(user) is None  # the earlier profile is gone too
+    assert user not in json.dumps(engines[home].to_state())
+    assert engines[home].knowledge.applied == applied_before  # nothing learned
+    imp = {"impression_id": "imp1", "ts": base["ts"] + 5, "user_id": user, "campaign_id": "c1",
+           "consent": False}  # fmt: skip
+    (bid,) = _run(pipe, "ad-impressions", orjson.dumps(imp), user.encode(), home)
+    b = orjson.loads(bid.value)
+    assert b["reason"] == "no_consent" and b["p_click"] is None
+    assert b["multiplier"] == b["pacing_factor"]
+    assert states[home].get(user) is None and "imp1" not in json.dumps(engines[home].to_state())
