@@ -117,6 +117,8 @@ def erase(
     removed["ttl_entry"] = int(engine.activity.pop(user, None) is not None)
     removed.update(_forget_attribution(engine.attribution, user))
     removed["sessions"] = _forget_sessions(engine, user, state)
+    if state is not None:  # out of its segment's population (k-anonymity counts)
+        engine.knowledge.segment_counts.move(state.profile.segment, None)
     return ErasureConfirmation(
         event_id=stable_id("erasure", req.request_id, user),
         request_id=req.request_id,
