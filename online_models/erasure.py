@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import msgspec
 
-from online_models.decode import DecodeError
+from online_models.decode import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    DecodeError,
+    nesting_depth,
+    parse_object,
+)
 from online_models.events import normalize
 from online_models.knowledge import SessionClick
 from online_models.outputs import stable_id
@@ -86,21 +92,14 @@ class ErasureConfirmation(msgspec.Struct, kw_only=True, gc=False):
         return self.user_id.encode()
 
 
-_DECODER = msgspec.json.Decoder()
-
-
 def decode_request(raw: bytes | None) -> ErasureRequest:
     """An erasure request's bytes; DecodeError with the decoder's reasons."""
     if not raw:
         raise DecodeError("empty_value", "the record has no value (tombstone or empty)")
+    if len(raw) > DEFAULT_MAX_BYTES or nesting_depth(raw) > DEFAULT_MAX_DEPTH:
+        raise DecodeError("oversized", "an erasure request is a small flat object")
     try:
-        obj = _DECODER.decode(raw)
-    except msgspec.DecodeError:
-        raise DecodeError("not_json", "input is not valid JSON") from None
-    if not isinstance(obj, dict):
-        raise DecodeError("not_object", "expected a JSON object")
-    try:
-        return msgspec.convert(normalize(obj), ErasureRequest)
+        return msgspec.convert(normalize(parse_object(raw)), ErasureRequest)
     except TimestampError as exc:
         raise DecodeError("bad_timestamp", str(exc)) from None
     except msgspec.ValidationError as exc:

@@ -202,7 +202,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return web.json(
             {
                 "partition": partition,
-                "profile": msgspec.to_builtins(state.profile),
+                # the segment as it may be shown: k-anonymous (issue 21)
+                "profile": msgspec.to_builtins(state.profile)
+                | {"segment": runtime.knowledge.public_segment(state.profile.segment)},
                 "applied_offsets": state.applied,
             }
         )

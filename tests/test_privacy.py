@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+from collections import Counter
 
 import orjson
 import pytest
@@ -12,13 +14,15 @@ from privacy_support import KEY_1, KEY_2, marked_stream, raw_hits, raw_user
 
 from backtest.replay import ReplayOptions, replay
 from online_models.config import EngineConfig
-from online_models.decode import decode_input
+from online_models.decode import decode_dict, decode_input
 from online_models.engine import PartitionEngine
 from online_models.erasure import ERASURE, ErasureRequest
 from online_models.knowledge import SharedKnowledge
-from online_models.outputs import encode_output
+from online_models.outputs import BidAdjustment, encode_output
 from online_models.pipeline import REPARTITION, DictStates, InputRecord, Pipeline
 from online_models.pseudonyms import Privacy, Pseudonymizer, privacy_from_env
+from online_models.runner import Runner
+from online_models.segment_counts import is_buyer_segment
 from streams.settings import Settings, SettingsError
 
 CFG = EngineConfig(partitions=2)
@@ -221,3 +225,26 @@ def test_declined_consent_gets_non_personal_outputs_and_nothing_is_kept():
     assert b["reason"] == "no_consent" and b["p_click"] is None
     assert b["multiplier"] == b["pacing_factor"]
     assert states[home].get(user) is None and "imp1" not in json.dumps(engines[home].to_state())
+
+
+def test_segment_labels_are_k_anonymous_in_bid_features():
+    def run(k: int) -> tuple[Runner, set[str]]:
+        runner = Runner(EngineConfig(partitions=2, segment_min_users=k, model_gate=0))
+        shown: set[str] = set()
+        for topic, e in marked_stream(n_users=60, duration_s=8 * 3600, seed=9):
+            step = runner.feed(topic, decode_dict(topic, e))
+            for o in step.outputs:
+                if isinstance(o, BidAdjustment):
+                    shown.update(f.feature for f in o.top_features)
+        return runner, shown
+
+    runner, shown = run(10_000)  # no segment has that many users
+    labels = [st.profile.segment for s in runner.states for st in s.values()]
+    buyers = [x for x in labels if is_buyer_segment(x)]
+    assert buyers, "no buyer segments in the stream"
+    # Every user in a buyer segment is counted once, in the segment of their profile.
+    assert runner.knowledge.segment_counts.members == dict(Counter(buyers))
+    assert {runner.knowledge.public_segment(x) for x in buyers} == {"any"}
+    assert not any(re.search(r"segment=s\d", f) for f in shown)
+    small, _ = run(1)
+    assert any(is_buyer_segment(small.knowledge.public_segment(x)) for x in buyers)
