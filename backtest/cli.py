@@ -159,8 +159,10 @@ def add_backtest_parsers(sub: Any) -> None:
 def _replay(args: argparse.Namespace) -> int:
     from backtest.replay import ReplayOptions, replay
     from online_models.config import domain_overrides
+    from online_models.pseudonyms import replay_privacy
 
     domain = domain_overrides(os.environ)  # ConfigError: one line per problem, exit 2
+    privacy = replay_privacy(os.environ)  # ECOM_PSEUDONYMIZE as the worker reads it
     check_input_files(args.files)
     check_output_folder(args.report)
     options = ReplayOptions(
@@ -173,6 +175,7 @@ def _replay(args: argparse.Namespace) -> int:
         shared=not args.per_partition_knowledge,
         evaluate_from=args.evaluate_from,
         every_position=not args.emitted_only,
+        privacy=privacy,
     )
     report = replay(args.files, args.report, options)
     counts = report["counts"]

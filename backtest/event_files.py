@@ -16,8 +16,10 @@ import orjson
 
 from backtest.jsonl import iter_lines
 from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_input
+from online_models.erasure import ERASURE, decode_request
 from online_models.merge import order_key
 from online_models.pipeline import Limits
+from online_models.pseudonyms import Privacy
 
 _PREFIX = b'{"topic":"'
 
@@ -49,6 +51,7 @@ def read_file(
     disorder: Counter[str],
     limits: Limits | None = None,
     refused: Callable[[str, int, bytes, str, str], None] | None = None,
+    privacy: Privacy | None = None,
 ) -> Iterator[tuple[int, int, int, int, str, Any]]:
     """(ts, stream rank, file index, line number, topic, decoded event) of one file's
     valid lines, decoded with the worker's limits, in the worker's order
@@ -61,9 +64,14 @@ def read_file(
     for number, line in enumerate(iter_lines(path)):
         try:
             topic = _topic(line)
-            if topic not in EVENT_TYPES:
+            if topic == ERASURE:  # honoured by the replay as by the worker (issue 21)
+                ev = decode_request(line)
+            elif topic not in EVENT_TYPES:
                 raise DecodeError("unknown_topic", f"topic {topic!r} is not an input topic")
-            ev = decode_input(topic, line, lim.max_bytes, lim.max_depth)
+            else:
+                ev = decode_input(topic, line, lim.max_bytes, lim.max_depth)
+            if privacy is not None:  # at decode, as the worker's pipeline does
+                ev = privacy.event(ev)
         except DecodeError as exc:
             invalid[exc.reason] += 1
             if refused is not None:
@@ -86,8 +94,9 @@ def merged(
     disorder: Counter[str],
     limits: Limits | None = None,
     refused: Callable[[str, int, bytes, str, str], None] | None = None,
+    privacy: Privacy | None = None,
 ) -> Iterator[tuple[int, int, int, int, str, Any]]:
     """Every file's lines merged in the worker's order: (ts, stream rank, file, line)."""
     return heapq.merge(
-        *(read_file(p, i, invalid, disorder, limits, refused) for i, p in enumerate(paths))
+        *(read_file(p, i, invalid, disorder, limits, refused, privacy) for i, p in enumerate(paths))
     )

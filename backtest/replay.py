@@ -60,9 +60,11 @@ from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
 from online_models.dead_letters import dead_letter
 from online_models.decode import CAMPAIGNS
+from online_models.erasure import ERASURE
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import Output, Recommendation, encode_lines
 from online_models.pipeline import Limits
+from online_models.pseudonyms import Privacy
 from online_models.runner import Runner
 
 EVAL_K = max(CUTOFFS)
@@ -91,6 +93,8 @@ class ReplayOptions:
     closed_loop: bool = True
     # Decode limits: the worker's (ECOM_MAX_MESSAGE_BYTES, ECOM_MAX_NESTING_DEPTH).
     limits: Limits = field(default_factory=Limits)
+    # Pseudonyms and dead-letter privacy (ECOM_PSEUDONYMIZE...; online_models/pseudonyms.py).
+    privacy: Privacy = field(default_factory=Privacy)
 
 
 def engine_config(opts: ReplayOptions) -> EngineConfig:
@@ -176,9 +180,10 @@ def _replay(
     opts = options or ReplayOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "erasure-confirmations.jsonl").unlink(missing_ok=True)  # appended per request
     cfg = engine_config(opts)
     top_k = EngineConfig.for_run(opts.partitions, opts.domain, top_k=opts.top_k).top_k
-    runner = Runner(cfg, shared=opts.shared, limits=opts.limits)
+    runner = Runner(cfg, shared=opts.shared, limits=opts.limits, privacy=opts.privacy)
     engines = runner.engines
     knowledges = runner.knowledges
     # Wall time of each timed recommendation, and the thread's CPU time (what the call
@@ -217,16 +222,19 @@ def _replay(
 
         def refused(path: str, number: int, line: bytes, reason: str, detail: str) -> None:
             # The worker's dead-letter record: source = the file, offset = the line.
-            value, _ = dead_letter(path, 0, number, None, line, reason, detail)
+            value, _ = dead_letter(path, 0, number, None, line, reason, detail, opts.privacy)
             dead_sink.write(value + b"\n")
 
-        lines = merged(paths, invalid, disorder, runner.pipeline.limits, refused)
+        lines = merged(paths, invalid, disorder, runner.pipeline.limits, refused, opts.privacy)
         for n, (ts, _, _, _, topic, ev) in enumerate(lines):
             if opts.limit is not None and n >= opts.limit:
                 break
             by_topic[topic] += 1
-            if topic == CAMPAIGNS:
-                runner.feed(topic, ev)  # the same step as the worker's campaign records
+            if topic in (CAMPAIGNS, ERASURE):
+                done = runner.feed(topic, ev)  # the same step as the worker's records
+                if topic == ERASURE:  # the worker's erasure-confirmations records
+                    with open(out / "erasure-confirmations.jsonl", "ab") as confirmations:
+                        confirmations.writelines(e.value + b"\n" for e in done.emissions)
                 continue
             if first_ts is None:
                 first_ts = ts

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from backtest.cli import add_backtest_parsers
 from backtest.importers import add_import_parser
 from backtest.inputs import InputError
+from ecom_cli.erase_command import add_erase_parser
 from ecom_cli.help import apply_help_format
 from ecom_cli.kafka_commands import add_kafka_parsers
 from ecom_cli.produce import add_produce_parser
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_parser(sub)
     add_backtest_parsers(sub)
     add_schemas_parser(sub)
+    add_erase_parser(sub)
     apply_help_format(sub)
     return parser
 

@@ -71,7 +71,10 @@ class Bidder:
         by its observed mean, so the click model's ranking still counts. The campaign's
         `objective` says which of the three the value multiplies."""
         knowledge = self.knowledge_of()
-        x = impression_features(p, campaign, placement, context, ts, self.cfg.hash_bits, names)
+        segment = knowledge.public_segment(p.segment)  # k-anonymous (issue 21)
+        x = impression_features(
+            p, campaign, placement, context, ts, self.cfg.hash_bits, names, segment
+        )
         p_click, p_conv, revenue = knowledge.predict(x)
         if not knowledge.trusted("click"):
             return p_click, p_conv, revenue, 0.0, 1.0, True, x

@@ -66,6 +66,9 @@ class EngineConfig:
     gate_calibration_low: float = above(0.8, 0)
     gate_calibration_high: float = above(1.25, 0)
     segments: int = at_least(4, 1)
+    # k-anonymity: a segment label is published or used as a bid feature only while at
+    # least this many users carry it (online_models/segment_counts.py; issue 21).
+    segment_min_users: int = at_least(50, 1)
     top_k: int = at_least(10, 1)
     rec_interval_ms: int = at_least(30_000, 0)
     covis_half_life_ms: int = above(3 * DAY_MS, 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 
 from online_models.outputs import DeadLetter, encode_output
+from online_models.pseudonyms import Privacy
 
 
 def dead_letter(
@@ -18,10 +19,13 @@ def dead_letter(
     raw: bytes | None,
     reason: str,
     error: str,
+    privacy: Privacy | None = None,
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
     """Dead-letter value and headers for a refused input: the original bytes survive
-    exactly (a null value as an empty payload), with where they came from and why."""
-    raw = raw or b""
+    exactly (a null value as an empty payload), with where they came from and why -
+    unless they hold personal data: then `privacy` keeps them redacted or withholds
+    them (`payload_privacy` says which; online_models/pseudonyms.py)."""
+    raw, kept = (privacy or _PLAIN).dead_letter_payload(raw)
     try:
         payload, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -35,6 +39,7 @@ def dead_letter(
         payload=payload,
         payload_encoding=encoding,
         key=key.decode("utf-8", "replace") if key is not None else None,
+        payload_privacy=kept,
     )
     headers = [
         ("reason", reason.encode()),
@@ -43,3 +48,6 @@ def dead_letter(
         ("source_offset", str(offset).encode()),
     ]
     return encode_output(record), headers
+
+
+_PLAIN = Privacy()

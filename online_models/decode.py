@@ -138,6 +138,11 @@ def decode_dict(stream: str, obj: dict[str, Any]) -> InputEvent | Campaign:
 
 
 def _diagnose(stream: str, raw: bytes) -> Any:
+    return decode_dict(stream, parse_object(raw))
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """The JSON object of `raw`; DecodeError pickle_payload, not_json or not_object."""
     if _looks_pickled(raw):
         raise DecodeError("pickle_payload", "input looks like a Python pickle; refused")
     try:
@@ -146,7 +151,7 @@ def _diagnose(stream: str, raw: bytes) -> Any:
         raise DecodeError("not_json", "input is not valid JSON") from None
     if not isinstance(obj, dict):
         raise DecodeError("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    return decode_dict(stream, obj)
+    return obj
 
 
 def _looks_pickled(raw: bytes) -> bool:

@@ -38,6 +38,7 @@ from online_models.knowledge import (
     Example,
     ItemSeen,
     Revisit,
+    SegmentMove,
     SessionClick,
     SharedKnowledge,
     Spend,
@@ -305,8 +306,10 @@ class PartitionEngine(Restorable):
         for item in ev.items:
             updates.append(ItemSeen(item.item_id, item.category, ev.ts, ORDER_ITEM_WEIGHT))
         rfm = p.rfm(ev.ts)
-        p.segment = self.knowledge.segment(rfm)
+        old, p.segment = p.segment, self.knowledge.segment(rfm)
         updates.append(BuyerRfm(rfm["r"], rfm["f"], rfm["m"], ev.ts))
+        if old != p.segment:
+            updates.append(SegmentMove(old, p.segment, ev.ts))
         return self.attribution.order(ev.user_id, ev.ts, float(ev.total or 0.0))
 
     def _impression(
@@ -319,7 +322,10 @@ class PartitionEngine(Restorable):
     ) -> list[Label]:
         p = state.profile
         campaign = self.campaign(ev.campaign_id)
-        x = impression_features(p, campaign, ev.placement, ev.context, ev.ts, self.cfg.hash_bits)
+        x = impression_features(
+            p, campaign, ev.placement, ev.context, ev.ts, self.cfg.hash_bits,
+            segment=self.knowledge.public_segment(p.segment),
+        )  # fmt: skip
         apply_impression(p, ev, self.cfg)
         state.campaigns[ev.campaign_id] = [
             ev.ts,

@@ -115,6 +115,8 @@ class ClickEvent(
     price: Money | None = None
     query: str | None = None
     impression_id: str | None = None
+    # False: the user declined personalisation (online_models/consent.py).
+    consent: bool | None = None
 
     def __post_init__(self) -> None:
         _check_ts(self.ts)
@@ -154,6 +156,7 @@ class OrderEvent(
     total: Money | None = None
     currency: str = "EUR"
     status: OrderStatus = "placed"
+    consent: bool | None = None  # as in ClickEvent
 
     def __post_init__(self) -> None:
         _check_ts(self.ts)
@@ -186,6 +189,7 @@ class AdImpression(
     bid: Money = 0.0
     cost: Money = 0.0
     context: dict[str, str | int | float | bool | None] = msgspec.field(default_factory=dict)
+    consent: bool | None = None  # as in ClickEvent
 
     def __post_init__(self) -> None:
         _check_ts(self.ts)

@@ -111,8 +111,10 @@ def impression_features(
     ts: int,
     bits: int,
     names: dict[str, str] | None = None,
+    segment: str | None = None,
 ) -> dict[str, float]:
-    """What is known when an impression is served: user history, campaign, context."""
+    """What is known when an impression is served: user history, campaign, context.
+    `segment`: the label to use for the user's segment (default: the profile's)."""
     campaign_id = campaign.campaign_id
     total_affinity = sum(p.categories.values())
     ad_affinity = (
@@ -145,7 +147,7 @@ def impression_features(
         f"r={region}",
         f"c={campaign_id}|p={place}",
         f"c={campaign_id}|top={top}",
-        f"c={campaign_id}|seg={p.segment}",
+        f"c={campaign_id}|seg={p.segment if segment is None else segment}",
         f"c={campaign_id}|d={device}",
     ):
         key = hashed(name, bits)

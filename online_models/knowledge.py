@@ -46,6 +46,7 @@ from online_models.config import EngineConfig
 from online_models.events import Campaign
 from online_models.learner import Models
 from online_models.outputs import RecommendedItem
+from online_models.segment_counts import SegmentCounts
 from online_models.segments import Segmenter
 from online_models.snapshot import Restorable
 
@@ -134,7 +135,25 @@ class BuyerRfm(msgspec.Struct, array_like=True, frozen=True, tag="rfm", gc=False
     ts: int
 
 
-Update = ItemSeen | Transition | SessionClick | Revisit | Example | Spend | BidValue | BuyerRfm
+class SegmentMove(msgspec.Struct, array_like=True, frozen=True, tag="segmove", gc=False):
+    """A user's segment label changed (k-anonymity counts, segment_counts.py)."""
+
+    old: str | None
+    new: str | None
+    ts: int
+
+
+Update = (
+    ItemSeen
+    | Transition
+    | SessionClick
+    | Revisit
+    | Example
+    | Spend
+    | BidValue
+    | BuyerRfm
+    | SegmentMove
+)
 
 
 class UpdateBatch(msgspec.Struct, frozen=True):
@@ -188,6 +207,7 @@ class SharedKnowledge(Restorable):
             gate_high=cfg.gate_calibration_high,
         )
         self.segmenter = Segmenter(cfg.segments)
+        self.segment_counts = SegmentCounts()
         # Campaign-wide: the whole daily budget against the spend of every partition.
         self.pacer = Pacer(
             cfg.pacing_gain,
@@ -261,6 +281,8 @@ class SharedKnowledge(Restorable):
                 self.pacer.spend(self.campaign(u.campaign_id), u.cost, u.ts)
             elif isinstance(u, BidValue):
                 self.values.update(u.campaign_id, u.value)
+            elif isinstance(u, SegmentMove):
+                self.segment_counts.move(u.old, u.new)
             else:
                 self.segmenter.assign({"r": u.r, "f": u.f, "m": u.m})
 
@@ -348,6 +370,10 @@ class SharedKnowledge(Restorable):
     def segment(self, rfm: dict[str, float]) -> str:
         return self.segmenter.label(rfm)
 
+    def public_segment(self, label: str) -> str:
+        """`label` as it may be published or used: k-anonymous (segment_counts.py)."""
+        return self.segment_counts.public(label, self.cfg.segment_min_users)
+
     def pacing_factor(self, campaign_id: str, ts: int | None = None) -> float:
         return self.pacer.factor(campaign_id, ts)
 
@@ -398,6 +424,7 @@ class SharedKnowledge(Restorable):
             "pending": [[t, s, msgspec.to_builtins(u)] for t, s, u in sorted(self.pending)],
             "models": self.models.to_state(),
             "segmenter": self.segmenter.to_state(),
+            "segment_counts": self.segment_counts.to_state(),
             "recommender": self.recs.to_state(),
             "pacer": self.pacer.to_state(),
             "traffic": self.pacer.traffic.to_state(),
@@ -415,6 +442,9 @@ class SharedKnowledge(Restorable):
         heapq.heapify(self.pending)
         self.models._restore(s["models"])
         self.segmenter = Segmenter.from_state(s["segmenter"])
+        # Snapshots written before issue 21 start counting afresh.
+        counts = s.get("segment_counts")
+        self.segment_counts = SegmentCounts.from_state(counts) if counts else SegmentCounts()
         self.recs._restore(s["recommender"])
         self.pacer._restore(s["pacer"])
         if "traffic" in s:

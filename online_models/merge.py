@@ -41,6 +41,7 @@ T = TypeVar("T")
 # Ties in event time: the impression before the click it led to, the click before the
 # order. Campaign settings (no user) go first: they hold from their time on.
 STREAM_RANK = {CAMPAIGNS: 0, IMPRESSIONS: 1, CLICKSTREAM: 2, ORDERS: 3}
+EVENT_STREAMS = frozenset({IMPRESSIONS, CLICKSTREAM, ORDERS})  # merged in event time
 
 
 def order_key(ts: int, stream: str) -> tuple[int, int]:

@@ -94,6 +94,8 @@ class Recommendation(msgspec.Struct, kw_only=True, gc=False):
     model_version: str
     source_event_id: str
     schema_version: int = SCHEMA_VERSION
+    # The pseudonym key `user_id` was made with (issue 21); None: ids not pseudonymised.
+    key_id: str | None = None
 
     def routing_key(self) -> bytes:
         return self.user_id.encode()
@@ -142,6 +144,7 @@ class BidAdjustment(msgspec.Struct, kw_only=True, gc=False):
     shard: int
     shards: int
     schema_version: int = BID_SCHEMA_VERSION
+    key_id: str | None = None  # as in Recommendation
 
     def routing_key(self) -> bytes:
         return (self.user_id or self.campaign_id).encode()
@@ -159,6 +162,9 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     payload_encoding: str
     key: str | None = None
     schema_version: int = SCHEMA_VERSION
+    # "original" (the bytes as received), "redacted" (personal ids pseudonymised and
+    # personal fields removed) or "withheld" (no payload kept): issue 21.
+    payload_privacy: str = "original"
 
 
 Output = Recommendation | BidAdjustment

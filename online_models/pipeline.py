@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from online_models.config import EngineConfig
+from online_models.consent import declined, serve_without_consent
 from online_models.dead_letters import dead_letter
 from online_models.decode import (
     CAMPAIGNS,
@@ -33,9 +34,11 @@ from online_models.decode import (
     decode_input,
 )
 from online_models.engine import REFUSALS, PartitionEngine
+from online_models.erasure import ERASURE, ErasureRequest, decode_request, erase
 from online_models.knowledge import SharedKnowledge
 from online_models.outputs import Output, encode_output
 from online_models.partitioning import partition_for
+from online_models.pseudonyms import Privacy
 from online_models.state import UserState
 
 # Logical topics of emissions; the shell maps them to configured topic names.
@@ -137,6 +140,9 @@ class Pipeline:
         Decode limits.
     home_of
         The partition of a user id (default: Kafka's partitioner over its bytes).
+    privacy
+        Pseudonyms and personal fields at decode, dead letters without personal data
+        (online_models/pseudonyms.py); default: ids kept, personal fields dropped.
     """
 
     def __init__(
@@ -147,6 +153,7 @@ class Pipeline:
         knowledge_of: Callable[[], SharedKnowledge],
         limits: Limits | None = None,
         home_of: Callable[[str], int] | None = None,
+        privacy: Privacy | None = None,
     ) -> None:
         self.cfg = cfg
         self.engine_for = engine_for
@@ -157,25 +164,31 @@ class Pipeline:
         # a driver that already knows it (the offline Runner caches it per user)
         # passes its own instead of having it computed twice per event.
         self.home_of = home_of or self._home
+        self.privacy = privacy or Privacy()
 
     def step(self, rec: InputRecord, event: Any = None) -> Step:
         """Apply one record. `event`: the record already decoded (the replay decodes to
         merge its files by event time), else it is decoded here."""
         if rec.stream == CAMPAIGNS:
             return self._campaign(rec, event)
+        if rec.stream == ERASURE:
+            return self._erasure(rec, event)
         try:
-            ev = event if event is not None else self._decode(rec)
+            ev = self.privacy.event(event if event is not None else self._decode(rec))
         except DecodeError as exc:
-            return _refused(rec, exc.reason, f"DecodeError: {exc.detail}")
+            return self._refused(rec, exc.reason, f"DecodeError: {exc.detail}")
         except Exception as exc:  # a parser bug must not become a crash loop
-            return _refused(rec, f"processing_error:{type(exc).__name__}", _describe(exc))
+            return self._refused(rec, f"processing_error:{type(exc).__name__}", _describe(exc))
         user = ev.user_id
         user_key = user.encode()
         home = self.home_of(user)
         if rec.key != user_key or home != rec.partition:
             # Keyed differently by the producer: send it to where the user's state lives.
-            raw = rec.value or b""
+            # Pseudonymised, the producer's bytes (raw ids) are never sent again.
+            raw = (rec.value or b"") if self.privacy.pseudonyms is None else encode_output(ev)
             return Step([Emission(REPARTITION, user_key, raw, [], home)], repartitioned=True)
+        if declined(ev):
+            return self._declined(rec, ev)
         states = self.states_for(rec.partition)
         try:
             result = self.engine_for(rec.partition).process(
@@ -184,21 +197,16 @@ class Pipeline:
         except Exception as exc:
             # The engine may have changed the cached state before failing: it is
             # dropped (`apply`), and the store keeps the last state written.
-            step = _refused(rec, f"processing_error:{type(exc).__name__}", _describe(exc))
+            step = self._refused(rec, f"processing_error:{type(exc).__name__}", _describe(exc))
             step.evict = user
             return step
         kind = getattr(ev, "type", None) or getattr(ev, "status", None) or "impression"
         if result.refused is not None:
             why = REFUSALS.get(result.refused, result.refused)
-            return _refused(rec, result.refused, f"{why} (event time {ev.ts})")
+            return self._refused(rec, result.refused, f"{why} (event time {ev.ts})")
         if result.duplicate:
             return Step(user=user, event=ev, event_type=kind, event_ts=ev.ts, duplicate=True)
-        emissions = [
-            Emission(
-                o.TOPIC, o.routing_key(), encode_output(o), [("event_id", o.event_id.encode())]
-            )
-            for o in result.outputs
-        ]
+        emissions = self._emissions(result.outputs)
         return Step(
             emissions,
             result.outputs,
@@ -223,6 +231,28 @@ class Pipeline:
         except Exception:  # the step turns it into a dead letter
             return None, None
         return ev, ev.ts
+
+    def _emissions(self, outputs: list[Output]) -> list[Emission]:
+        if self.privacy.key_id is not None:
+            for o in outputs:
+                o.key_id = self.privacy.key_id
+        return [
+            Emission(
+                o.TOPIC, o.routing_key(), encode_output(o), [("event_id", o.event_id.encode())]
+            )
+            for o in outputs
+        ]
+
+    def _declined(self, rec: InputRecord, ev: Any) -> Step:
+        """An event whose user declined personalisation: served, nothing kept."""
+        state = self.states_for(rec.partition).get(ev.user_id)
+        engine = self.engine_for(rec.partition)
+        outputs, erased = serve_without_consent(engine, rec.stream, ev, state)
+        gone = [ev.user_id] if erased is not None else []
+        kind = getattr(ev, "type", None) or getattr(ev, "status", None) or "impression"
+        step = Step(self._emissions(outputs), outputs, expired=gone, event=ev, event_type=kind)
+        step.event_ts, step.partition = ev.ts, rec.partition
+        return step
 
     def apply(self, step: Step) -> None:
         """Write the step's state changes: the user's new state, users expired, a
@@ -250,18 +280,50 @@ class Pipeline:
         try:
             campaign = event if event is not None else self._decode(rec)
         except DecodeError as exc:
-            return _refused(rec, exc.reason, f"DecodeError: {exc.detail}")
+            return self._refused(rec, exc.reason, f"DecodeError: {exc.detail}", False)
         if not knowledge.set_campaign(campaign):
-            return _refused(rec, "too_many_campaigns", "max_campaigns campaigns are known already")
+            why = "max_campaigns campaigns are known already"
+            return self._refused(rec, "too_many_campaigns", why, False)
         return Step(event=campaign, event_type="campaign")
 
+    def _erasure(self, rec: InputRecord, event: Any) -> Step:
+        """An erasure request (online_models/erasure.py), routed like the user's events;
+        during a key rotation it goes to the user's pseudonym under every key."""
+        try:
+            req = event if event is not None else decode_request(rec.value)
+        except DecodeError as exc:
+            return self._refused(rec, exc.reason, f"DecodeError: {exc.detail}")
+        step = Step(event_type="erasure", event_ts=req.ts, partition=rec.partition)
+        for user in self.privacy.every_pseudonym(req.user_id):
+            home = self.home_of(user)
+            if rec.key != user.encode() or home != rec.partition:
+                moved = ErasureRequest(request_id=req.request_id, user_id=user, ts=req.ts)
+                step.emissions.append(
+                    Emission(REPARTITION, user.encode(), encode_output(moved), [], home)
+                )
+                step.repartitioned = True
+                continue
+            state = self.states_for(rec.partition).get(user)
+            done = erase(self.engine_for(rec.partition), user, state, req)
+            if self.privacy.pseudonyms is not None:
+                done.key_id = self.privacy.pseudonyms.key_id_of(user)
+            value = encode_output(done)
+            step.emissions.append(
+                Emission(
+                    done.TOPIC, done.routing_key(), value, [("event_id", done.event_id.encode())]
+                )
+            )
+            step.expired.append(user)  # `apply` deletes it: a tombstone in the changelog
+        return step
 
-def _refused(rec: InputRecord, reason: str, error: str) -> Step:
-    offset = rec.offset if rec.offset is not None else -1
-    value, headers = dead_letter(
-        rec.topic, rec.partition, offset, rec.key, rec.value, reason, error
-    )
-    return Step([Emission(DEAD_LETTER, rec.key, value, headers)], reason=reason)
+    def _refused(self, rec: InputRecord, reason: str, error: str, by_user: bool = True) -> Step:
+        """A dead letter; `by_user`: the record's key is a user id (not a campaign's)."""
+        offset = rec.offset if rec.offset is not None else -1
+        key = self.privacy.key(rec.key) if by_user else rec.key
+        value, headers = dead_letter(
+            rec.topic, rec.partition, offset, key, rec.value, reason, error, self.privacy
+        )
+        return Step([Emission(DEAD_LETTER, key, value, headers)], reason=reason)
 
 
 def _describe(exc: BaseException) -> str:

@@ -20,11 +20,13 @@ from __future__ import annotations
 from online_models.config import EngineConfig
 from online_models.decode import CAMPAIGNS
 from online_models.engine import PartitionEngine
+from online_models.erasure import ErasureRequest
 from online_models.events import Campaign, InputEvent
 from online_models.knowledge import SharedKnowledge
 from online_models.partitioning import partition_for
 from online_models.pipeline import DictStates, InputRecord, Limits, Pipeline, Step
 from online_models.profile import Profile
+from online_models.pseudonyms import Privacy
 
 
 class Runner:
@@ -32,7 +34,11 @@ class Runner:
     event through the same `Pipeline.step` the live worker runs."""
 
     def __init__(
-        self, cfg: EngineConfig, shared: bool = True, limits: Limits | None = None
+        self,
+        cfg: EngineConfig,
+        shared: bool = True,
+        limits: Limits | None = None,
+        privacy: Privacy | None = None,
     ) -> None:
         self.cfg = cfg
         self.campaigns: dict[str, Campaign] = {}
@@ -52,6 +58,7 @@ class Runner:
             lambda: self.knowledge,
             limits,
             home_of=self.partition,
+            privacy=privacy,
         )
 
     def partition(self, user_id: str) -> int:
@@ -65,7 +72,9 @@ class Runner:
         Isolated knowledges (`shared=False`) each take it."""
         return all([k.set_campaign(campaign) for k in self.knowledges])
 
-    def feed(self, source: str, ev: InputEvent | Campaign, raw: bytes | None = None) -> Step:
+    def feed(
+        self, source: str, ev: InputEvent | Campaign | ErasureRequest, raw: bytes | None = None
+    ) -> Step:
         """One decoded event (with its original bytes when known, for dead letters)
         through the pipeline step, keyed and partitioned as Kafka's producer would."""
         if isinstance(ev, Campaign):

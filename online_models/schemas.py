@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from online_models.erasure import ErasureConfirmation, ErasureRequest
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import BidAdjustment, DeadLetter, Recommendation
 
@@ -21,6 +22,8 @@ TOPIC_TYPES: dict[str, type[Any]] = {
     "recommendations": Recommendation,
     "bid-adjustments": BidAdjustment,
     "dead-letter": DeadLetter,
+    "erasure-requests": ErasureRequest,
+    "erasure-confirmations": ErasureConfirmation,
 }
 
 NOTES = {
@@ -36,7 +39,13 @@ NOTES = {
     " a per-user adjustment says why in `top_features` (the 3 largest weight x value"
     " log-odds contributions, readable names) and `gated` (models kept out of the value;"
     " reason `model_gated`: the click model is gated, multiplier = pacing_factor).",
-    "dead-letter": "Original bytes (utf-8 or base64) with their source position and reason.",
+    "dead-letter": "Original bytes (utf-8 or base64) with their source position and reason;"
+    " `payload_privacy` says whether personal data was removed from them (`redacted`) or"
+    " no payload kept (`withheld`).",
+    "erasure-requests": "Keyed by user_id (raw or pseudonymous). Removes the user from every"
+    ' copy the service owns (docs/operations.md "Personal data").',
+    "erasure-confirmations": "Keyed by the pseudonymous user_id: what one erasure request"
+    " removed (counts per kind), what is kept and why.",
 }
 
 

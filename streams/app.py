@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             "bid-adjustments": raw_topic(settings.topic_bid_adjustments),
             "dead-letter": raw_topic(settings.topic_dead_letter),
             "snapshots": raw_topic(settings.topic_snapshots),
+            "erasure-confirmations": raw_topic(settings.topic_erasure_confirmations),
             **{name: raw_topic(name) for name in settings.input_topics()},
         },
         tables_ready=is_ready,
@@ -206,7 +207,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return web.json(
             {
                 "partition": partition,
-                "profile": msgspec.to_builtins(state.profile),
+                # the segment as it may be shown: k-anonymous (issue 21)
+                "profile": msgspec.to_builtins(state.profile)
+                | {"segment": runtime.knowledge.public_segment(state.profile.segment)},
                 "applied_offsets": state.applied,
             }
         )

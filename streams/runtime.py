@@ -23,7 +23,7 @@ from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
 from online_models.events import Campaign
 from online_models.knowledge import SharedKnowledge
-from online_models.merge import EventTimeMerge
+from online_models.merge import EVENT_STREAMS, EventTimeMerge
 from online_models.partitioning import partition_for
 from online_models.pipeline import InputRecord, Limits, Pipeline
 from streams.clock import now_ms
@@ -96,11 +96,16 @@ class Runtime:
             lambda partition: self.users,
             lambda: self.knowledge,
             Limits(settings.max_message_bytes, settings.max_nesting_depth),
+            privacy=settings.privacy(),
         )
         # A partition's input topics, applied in event time (online_models/merge.py).
         self.topic_of = {stream: topic for topic, stream in self.logical_streams.items()}
+        # Only the event streams: an erasure request is applied when it is read (it has
+        # no place in event time, and a topic that rarely carries one must hold nothing).
         self.merge: EventTimeMerge[tuple[InputRecord, Any, Any]] = EventTimeMerge(
-            list(self.logical_streams.values()), settings.input_idle_ms, now_ms
+            [s for s in self.logical_streams.values() if s in EVENT_STREAMS],
+            settings.input_idle_ms,
+            now_ms,
         )
         self._generation: dict[int, int] = {}  # partition -> times it was dropped
         self._applying = asyncio.Lock()  # the agent and the idle timer both release
@@ -128,6 +133,12 @@ class Runtime:
             # Read again (a rewind): what the merge holds from here on comes again.
             self.merge.discard(self.logical_streams[topic], partition, offset)
         rec = InputRecord(topic, self.logical_streams[topic], partition, offset, key, value)
+        if rec.stream not in self.merge.streams:
+            async with self._applying:
+                with self.event_context(source):
+                    await self._handle(rec, None)
+                self.guard.processed(tp, offset)
+            return
         event, ts = self.pipeline.peek(rec)
         self.merge.add(rec.stream, partition, offset, ts, (rec, event, source))
         await self.release(partition)

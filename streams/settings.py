@@ -20,8 +20,9 @@ from online_models.bounds import (
     within,
 )
 from online_models.config import DOMAIN_ENV_PREFIX, domain_overrides
+from online_models.pseudonyms import Privacy, Pseudonymizer
 
-SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password"})
+SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password", "pseudonym_key"})
 # What Faust's worker (mode) accepts as a log level, in the spelling users write.
 LOG_LEVELS = ("crit", "critical", "error", "warn", "warning", "info", "debug")
 
@@ -104,6 +105,15 @@ class Settings:
     ssl_certfile: str = text("", nonempty=False)
     ssl_keyfile: str = text("", nonempty=False)
     ssl_key_password: str = text("", nonempty=False, secret=True)
+    # Personal data (issue 21, docs/operations.md "Personal data"): 1 replaces user ids
+    # at decode by HMAC-SHA-256 pseudonyms under ECOM_PSEUDONYM_KEY ("id:hexkey", more
+    # comma separated during a rotation, the first current); dead letters are redacted
+    # or keep no payload ("drop").
+    pseudonymize: int = flag(0)
+    pseudonym_key: str = text("", nonempty=False, secret=True)
+    dead_letter_privacy: str = one_of("redact", "redact", "drop")
+    topic_erasure_requests: str = text("erasure-requests")
+    topic_erasure_confirmations: str = text("erasure-confirmations")
     domain: dict[str, Any] = field(default_factory=dict)  # ECOM_DOMAIN_*: EngineConfig's
 
     @classmethod
@@ -143,6 +153,11 @@ class Settings:
             found.append(
                 "ECOM_PROFILE=prod refuses to start without KAFKA_SECURITY_PROTOCOL=SASL_SSL"
             )
+        if self.pseudonymize:
+            try:
+                Pseudonymizer.from_spec(self.pseudonym_key)
+            except ValueError as exc:  # the message never repeats a key
+                found.append(f"ECOM_PSEUDONYM_KEY: {exc}")
         if self.heartbeat_interval_s >= self.session_timeout_s:
             found.append(
                 f"ECOM_HEARTBEAT_INTERVAL_S={self.heartbeat_interval_s:g}: must be below "
@@ -159,12 +174,18 @@ class Settings:
             out[f.name] = ("***" if value else "") if f.name in SECRET_FIELDS else value
         return out
 
+    def privacy(self) -> Privacy:
+        """Pseudonyms and dead-letter privacy as the domain applies them at decode."""
+        keys = Pseudonymizer.from_spec(self.pseudonym_key) if self.pseudonymize else None
+        return Privacy(keys, self.dead_letter_privacy)
+
     def input_topics(self) -> dict[str, str]:
         """Configured topic name -> logical stream name used by the domain decoder."""
         return {
             self.topic_clickstream: "clickstream",
             self.topic_orders: "orders",
             self.topic_impressions: "ad-impressions",
+            self.topic_erasure_requests: "erasure-requests",
         }
 
 

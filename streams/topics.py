@@ -28,6 +28,10 @@ def topic_specs(s: Settings) -> dict[str, tuple[int, dict[str, str]]]:
         s.topic_bid_adjustments: (s.partitions, {}),
         s.topic_dead_letter: (s.partitions, {}),
         s.topic_snapshots: (s.partitions, {"retention.ms": str(3 * 86_400_000)}),
+        # Erasure (issue 21): requests keyed by user like the inputs; confirmations
+        # are the audit trail the operator keeps.
+        s.topic_erasure_requests: (s.partitions, {}),
+        s.topic_erasure_confirmations: (s.partitions, {}),
         f"{s.app_id}-users-changelog": (s.partitions, compact),
     }
 

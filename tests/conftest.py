@@ -36,7 +36,8 @@ def fast_worker_env(broker: EmbeddedBroker, tmp_path: Path) -> dict[str, str]:
     # Tests share one broker: topic names of their own keep their records apart.
     topics = {f"ECOM_TOPIC_{name.upper().replace('-', '_')}": f"{name}-{run}" for name in (
         "clickstream", "orders", "impressions", "campaigns", "recommendations",
-        "bid_adjustments", "dead_letter", "snapshots")}  # fmt: skip
+        "bid_adjustments", "dead_letter", "snapshots", "erasure_requests",
+        "erasure_confirmations")}  # fmt: skip
     return {
         **topics,
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,

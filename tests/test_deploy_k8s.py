@@ -265,7 +265,10 @@ def test_rendered_semantics(rendered: tuple[str, Rendered]) -> None:
     )
 
     # Whatever ends up in the pod environment is a configuration the worker accepts.
-    Settings.from_env(worker_env(out, {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}))
+    secret = {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
+    if worker_env(out).get("ECOM_PSEUDONYMIZE") == "1":  # prod: the key is in the Secret
+        secret["ECOM_PSEUDONYM_KEY"] = "k1:" + "5e" * 32
+    Settings.from_env(worker_env(out, secret))
 
 
 def test_dev_overlay() -> None:
@@ -290,10 +293,13 @@ def test_prod_overlay() -> None:
     assert config["KAFKA_SASL_MECHANISM"]
     # The placeholder credentials never reach production; the Secret comes from outside.
     assert out.of_kind("Secret") == []
-    creds = {"KAFKA_SASL_USERNAME": "svc-ecom", "KAFKA_SASL_PASSWORD": "s3cret"}
+    key = "k1:" + "5e" * 32  # the pseudonym key (issue 21) comes from the Secret too
+    creds = {"KAFKA_SASL_USERNAME": "svc-ecom", "KAFKA_SASL_PASSWORD": "s3cret",
+             "ECOM_PSEUDONYM_KEY": key}  # fmt: skip
     settings = Settings.from_env(worker_env(out, creds))
     assert settings.profile == "prod" and settings.security_protocol == "SASL_SSL"
-    assert "s3cret" not in repr(settings)
+    assert settings.pseudonymize == 1
+    assert "s3cret" not in repr(settings) and "5e5e" not in repr(settings)
     with pytest.raises(SettingsError):
         Settings.from_env(worker_env(out, {}))
     # The CA file the worker is told about is mounted, in workers and in the Job.

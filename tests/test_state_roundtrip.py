@@ -35,6 +35,7 @@ from online_models.knowledge import SharedKnowledge
 from online_models.learner import Models
 from online_models.models import OnlineLogistic, OnlineRevenue
 from online_models.recommend import Recommender
+from online_models.segment_counts import SegmentCounts
 from online_models.segments import Segmenter
 from online_models.sessions import RevisitStats, SequentialRules, SessionIndex
 from online_models.snapshot import Restorable
@@ -173,6 +174,7 @@ CASES = [
         dict,
         lambda s: [s.label(dict(c)) for c in s.model.centers.values()],
     ),
+    Case(SegmentCounts, lambda: _knowledge().segment_counts, dict, lambda c: c.members),
     Case(
         Pacer,
         lambda: _knowledge().pacer,
