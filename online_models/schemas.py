@@ -12,6 +12,7 @@ import msgspec
 
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import BidAdjustment, DeadLetter, Recommendation
+from online_models.promotions.offers import Offer, OfferExposure, PromotionDecision
 
 TOPIC_TYPES: dict[str, type[Any]] = {
     "clickstream": ClickEvent,
@@ -21,6 +22,9 @@ TOPIC_TYPES: dict[str, type[Any]] = {
     "recommendations": Recommendation,
     "bid-adjustments": BidAdjustment,
     "dead-letter": DeadLetter,
+    "promotions": Offer,
+    "offer-exposures": OfferExposure,
+    "promotion-decisions": PromotionDecision,
 }
 
 NOTES = {
@@ -37,6 +41,11 @@ NOTES = {
     " log-odds contributions, readable names) and `gated` (models kept out of the value;"
     " reason `model_gated`: the click model is gated, multiplier = pacing_factor).",
     "dead-letter": "Original bytes (utf-8 or base64) with their source position and reason.",
+    "promotions": "Keyed by offer_id: an offer's definition; `budget` is per UTC day (0: none).",
+    "offer-exposures": "Keyed by user_id: an offer shown (treated) or held out as control.",
+    "promotion-decisions": "Keyed by user_id: per user and eligible offer, p(buy | offer),"
+    " p(buy | no offer), uplift, expected incremental margin after cost, the decision"
+    " (offer / hold / control: the hash-chosen random holdout) and its top-3 reasons.",
 }
 
 

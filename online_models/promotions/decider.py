@@ -32,13 +32,17 @@ from typing import Any
 from online_models.bidding import HOUR_MS, Pacer
 from online_models.events import Campaign
 from online_models.outputs import stable_id
-from online_models.promotions.offers import Offer, PromotionDecision, Reason
+from online_models.promotions.offers import Decision, Offer, PromotionDecision, Reason
 from online_models.promotions.uplift import UpliftSelector
 
 DAY_MS = 86_400_000
 MODEL_VERSION = "uplift1"
 PACER_ARGS: dict[str, Any] = {
-    "gain": 0.5, "low": 0.1, "high": 4.0, "integral": 0.3, "window_ms": 2 * HOUR_MS
+    "gain": 0.5,
+    "low": 0.1,
+    "high": 4.0,
+    "integral": 0.3,
+    "window_ms": 2 * HOUR_MS,
 }
 
 
@@ -84,7 +88,13 @@ class Decider:
         return segment if self.segment_users.get(segment, 0) >= self.k else "other"
 
     def features(self, x: Mapping[str, float], segment: str) -> dict[str, float]:
+        """x, its pairwise products (uplift differs by combinations: frequent buyers
+        are sure things or, if annoyed by offers, sleeping dogs) and the public segment."""
         out = dict(x)
+        keys = sorted(k for k in x if k != "bias")
+        for i, a in enumerate(keys):
+            for b in keys[i:]:
+                out[f"{a}*{b}"] = x[a] * x[b]
         out[f"segment={self.public_segment(segment)}"] = 1.0
         return out
 
@@ -108,6 +118,7 @@ class Decider:
         pacing = self.pacer.factor(campaign.campaign_id, ts) if offer.budget else 1.0
         seen = self.per_user_day.get(user_id)
         count = seen[1] if seen and seen[0] == day else 0
+        decision: Decision
         if in_control(user_id, offer.offer_id, day, offer.control_share):
             decision = "control"
         elif gain > 0 and pacing > 0 and count < self.max_per_day:

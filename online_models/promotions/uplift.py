@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 from online_models.models import OnlineLogistic
@@ -167,13 +168,12 @@ def qini_curve(
     return out
 
 
-def qini_coefficient(
-    scores: Sequence[float], treated: Sequence[bool], y: Sequence[bool]
-) -> float:
+def qini_coefficient(scores: Sequence[float], treated: Sequence[bool], y: Sequence[bool]) -> float:
     """Area between the Qini curve and the random-targeting line from (0, 0) to
     (N, Q(N)), per person (trapezoids; 0 for random scores).
 
-    >>> qini_coefficient([0.9, 0.8, 0.1, 0.0], [True, False, True, False], [True, False, False, True])
+    >>> t, y = [True, False, True, False], [True, False, False, True]
+    >>> qini_coefficient([0.9, 0.8, 0.1, 0.0], t, y)
     0.75
     """
     curve = qini_curve(scores, treated, y)
@@ -181,7 +181,7 @@ def qini_coefficient(
     if n == 0:
         return 0.0
     area = 0.0
-    for (k0, q0), (k1, q1) in zip(curve, curve[1:], strict=False):
+    for (k0, q0), (k1, q1) in pairwise(curve):
         area += (k1 - k0) * (q0 + q1) / 2.0
     return (area - n * q_n / 2.0) / n
 
@@ -259,9 +259,7 @@ class UpliftSelector:
     def from_state(cls, state: dict[str, Any]) -> UpliftSelector:
         s = cls(int(state["window"]), int(state["every"]))
         s.two_model = TwoModelUplift.from_state(state["two_model"])
-        s.class_transformation = ClassTransformationUplift.from_state(
-            state["class_transformation"]
-        )
+        s.class_transformation = ClassTransformationUplift.from_state(state["class_transformation"])
         s.recent.extend((float(a), float(b), bool(t), bool(y)) for a, b, t, y in state["recent"])
         s.chosen = str(state["chosen"])
         s.qini = {k: float(v) for k, v in state["qini"].items()}
