@@ -135,3 +135,16 @@ def test_promotions_report_on_held_out_seed():
     assert r["vs_response_model"] >= 1.5
     assert r["incremental"]["learned"] <= r["incremental"]["oracle"]
     assert len(r["qini"]["curve"]["learned"]) > 10
+
+
+def test_truth_stream_promotions_flag_writes_the_report(tmp_path):
+    import json
+
+    from ecom_cli.main import main
+
+    truth = tmp_path / "t.json"
+    argv = ["truth-stream", "-o", str(tmp_path / "e.jsonl.gz"), "--truth", str(truth)]
+    assert main([*argv, "--users", "50", "--days", "1", "--promotions"]) == 0
+    promo = json.loads(truth.read_text())["promotions"]
+    assert promo["qini"]["captured"] > 0.5 and promo["vs_response_model"] > 1.5
+    assert promo["test_seed"] != promo["train_seed"]
