@@ -53,15 +53,23 @@ class Offer(msgspec.Struct, kw_only=True, frozen=True):
     eligible_segments: list[str] = msgspec.field(default_factory=list)
 
 
-class OfferExposure(msgspec.Struct, kw_only=True, frozen=True):
-    """Topic `offer-exposures`, keyed by user_id: an offer shown (treated) or held out."""
-
-    TOPIC: ClassVar[str] = "offer-exposures"
+class UserOffer(msgspec.Struct, kw_only=True, frozen=True):
+    """What an exposure and a decision share: one user and one offer at an event time."""
 
     event_id: str
     ts: Ts
     user_id: str
     offer_id: str
+
+    def routing_key(self) -> bytes:
+        return self.user_id.encode()
+
+
+class OfferExposure(UserOffer, kw_only=True, frozen=True):
+    """Topic `offer-exposures`, keyed by user_id: an offer shown (treated) or held out."""
+
+    TOPIC: ClassVar[str] = "offer-exposures"
+
     treated: bool
     # Known only in the known-truth market: the true uplift of this exposure.
     true_uplift: Uplift | None = None
@@ -74,15 +82,11 @@ class Reason(msgspec.Struct, frozen=True, gc=False):
     value: float
 
 
-class PromotionDecision(msgspec.Struct, kw_only=True, gc=False):
+class PromotionDecision(UserOffer, kw_only=True, frozen=True):
     """Topic `promotion-decisions`, keyed by user_id: one user and eligible offer."""
 
     TOPIC: ClassVar[str] = "promotion-decisions"
 
-    event_id: str
-    ts: int
-    user_id: str
-    offer_id: str
     p_offer: Probability
     p_no_offer: Probability
     uplift: Uplift
@@ -91,6 +95,3 @@ class PromotionDecision(msgspec.Struct, kw_only=True, gc=False):
     reasons: list[Reason] = msgspec.field(default_factory=list)
     model: str
     model_version: str
-
-    def routing_key(self) -> bytes:
-        return self.user_id.encode()
