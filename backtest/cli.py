@@ -153,6 +153,13 @@ def add_backtest_parsers(sub: Any) -> None:
         default=None,
         help="random seed: the same seed writes the same bytes (default 1)",
     )
+    tp.add_argument(
+        "--promotions",
+        action="store_true",
+        help="also run the known-truth promotions market (backtest/promo_truth.py: four "
+        "groups, uplift learned on seed, scored on seed + 1) and add its Qini report to "
+        "the truth JSON as `promotions`",
+    )
     tp.set_defaults(func=_truth_stream)
 
 
@@ -236,7 +243,25 @@ def _truth_stream(args: argparse.Namespace) -> int:
         f"wrote {len(stream.events)} events ({n} impressions, {len(stream.budgets)} "
         f"campaigns) -> {args.output}; truth -> {args.truth}"
     )
+    if args.promotions:
+        _add_promotions(args.truth, params.seed)
     return 0
+
+
+def _add_promotions(truth_path: str, seed: int) -> None:
+    import json
+
+    from backtest.promo_truth import evaluate
+
+    promo = evaluate(train_seed=seed, test_seed=seed + 1)
+    path = Path(truth_path)
+    truth = json.loads(path.read_text())
+    truth["promotions"] = promo
+    path.write_text(json.dumps(truth))
+    print(
+        f"promotions: qini.captured {promo['qini']['captured']:.3f}, "
+        f"vs_response_model {promo['vs_response_model']}"
+    )
 
 
 def _split(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import msgspec
 from online_models.erasure import ErasureConfirmation, ErasureRequest
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import BidAdjustment, DeadLetter, Recommendation
+from online_models.promotions.offers import Offer, OfferExposure, PromotionDecision
 
 TOPIC_TYPES: dict[str, type[Any]] = {
     "clickstream": ClickEvent,
@@ -24,6 +25,9 @@ TOPIC_TYPES: dict[str, type[Any]] = {
     "dead-letter": DeadLetter,
     "erasure-requests": ErasureRequest,
     "erasure-confirmations": ErasureConfirmation,
+    "promotions": Offer,
+    "offer-exposures": OfferExposure,
+    "promotion-decisions": PromotionDecision,
 }
 
 NOTES = {
@@ -46,6 +50,11 @@ NOTES = {
     ' copy the service owns (docs/operations.md "Personal data").',
     "erasure-confirmations": "Keyed by the pseudonymous user_id: what one erasure request"
     " removed (counts per kind), what is kept and why.",
+    "promotions": "Keyed by offer_id: an offer's definition; `budget` is per UTC day (0: none).",
+    "offer-exposures": "Keyed by user_id: an offer shown (treated) or held out as control.",
+    "promotion-decisions": "Keyed by user_id: per user and eligible offer, p(buy | offer),"
+    " p(buy | no offer), uplift, expected incremental margin after cost, the decision"
+    " (offer / hold / control: the hash-chosen random holdout) and its top-3 reasons.",
 }
 
 

@@ -34,6 +34,12 @@ from online_models.features import LEARNING_RATE_SCALE, impression_features
 from online_models.knowledge import SharedKnowledge
 from online_models.learner import Models
 from online_models.models import OnlineLogistic, OnlineRevenue
+from online_models.promotions.decider import Decider
+from online_models.promotions.uplift import (
+    ClassTransformationUplift,
+    TwoModelUplift,
+    UpliftSelector,
+)
 from online_models.recommend import Recommender
 from online_models.segment_counts import SegmentCounts
 from online_models.segments import Segmenter
@@ -264,6 +270,49 @@ CASES = [
         lambda: _knowledge().recs.revisits,
         lambda: {"max_distance": CFG.max_session_items},
         lambda r: [r.rate(d) for d in range(1, CFG.max_session_items + 1)],
+    ),
+]
+
+
+@functools.lru_cache(maxsize=1)
+def _promo() -> Decider:
+    """A promotion decider fed the known-truth exposures, with decisions under a budget."""
+    from backtest.promo_truth import P_TREATED, exposures
+    from online_models.promotions.offers import Offer
+
+    d = Decider(k=2)
+    offer = Offer(offer_id="o1", cost=1.0, margin=20.0, budget=50.0)
+    for i, ev in enumerate(exposures(seed=5, n=1200)):
+        d.learn(ev["x"], ev["segment"], ev["treated"], ev["bought"], P_TREATED)
+        d.decide(f"u{i % 300}", offer, ev["x"], 1_700_000_000_000 + i * 60_000, ev["segment"])
+    return d
+
+
+_PROMO_X = [{"bias": 1.0, "frequency": f, "discount_affinity": 1 - f} for f in (0.0, 0.5, 1.0)]
+CASES += [
+    Case(
+        TwoModelUplift,
+        lambda: _promo().uplift.two_model,
+        dict,
+        lambda m: [m.predict_one(x) for x in _PROMO_X],
+    ),
+    Case(
+        ClassTransformationUplift,
+        lambda: _promo().uplift.class_transformation,
+        dict,
+        lambda m: [m.predict_one(x) for x in _PROMO_X],
+    ),
+    Case(
+        UpliftSelector,
+        lambda: _promo().uplift,
+        dict,
+        lambda m: [m.predict_one(x) for x in _PROMO_X],
+    ),
+    Case(
+        Decider,
+        _promo,
+        dict,
+        lambda d: [d.uplift.predict_one(d.features(x, "north")) for x in _PROMO_X],
     ),
 ]
 
