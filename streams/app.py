@@ -194,7 +194,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
                 status=404,
             )  # fmt: skip
         if not is_ready():
-            return web.json({"error": "tables are recovering", "partition": partition}, 503)
+            return web.json({"error": "tables are recovering", "partition": partition}, status=503)
         state = runtime.users.peek(user_id)
         if state is None:
             return web.json(
