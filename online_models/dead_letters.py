@@ -25,7 +25,8 @@ def dead_letter(
     exactly (a null value as an empty payload), with where they came from and why -
     unless they hold personal data: then `privacy` keeps them redacted or withholds
     them (`payload_privacy` says which; online_models/pseudonyms.py)."""
-    raw, kept = (privacy or _PLAIN).dead_letter_payload(raw)
+    privacy = privacy or _PLAIN
+    raw, kept = privacy.dead_letter_payload(raw)
     try:
         payload, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -40,6 +41,7 @@ def dead_letter(
         payload_encoding=encoding,
         key=key.decode("utf-8", "replace") if key is not None else None,
         payload_privacy=kept,
+        key_id=privacy.key_id,
     )
     headers = [
         ("reason", reason.encode()),

@@ -165,6 +165,8 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     # "original" (the bytes as received), "redacted" (personal ids pseudonymised and
     # personal fields removed) or "withheld" (no payload kept): issue 21.
     payload_privacy: str = "original"
+    # The pseudonym key of `key` and of the ids in a redacted payload (None: none).
+    key_id: str | None = None
 
 
 Output = Recommendation | BidAdjustment
