@@ -12,7 +12,8 @@ from online_models.bidding import clip_multiplier
 from online_models.config import EngineConfig
 from online_models.events import AdImpression, Campaign
 from online_models.features import feature_name, impression_features
-from online_models.knowledge import BidValue, SharedKnowledge, Update
+from online_models.knowledge import SharedKnowledge
+from online_models.knowledge_updates import BidValue, Update
 from online_models.models import OnlineLogistic
 from online_models.outputs import BidAdjustment, FeatureContribution, Origin, Output, stable_id
 from online_models.state import UserState

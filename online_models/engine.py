@@ -33,14 +33,14 @@ from online_models.bidder import Bidder
 from online_models.config import EngineConfig
 from online_models.events import AdImpression, Campaign, ClickEvent, InputEvent, OrderEvent
 from online_models.features import impression_features
-from online_models.knowledge import (
+from online_models.knowledge import SharedKnowledge
+from online_models.knowledge_updates import (
     BuyerRfm,
     Example,
     ItemSeen,
     Revisit,
     SegmentMove,
     SessionClick,
-    SharedKnowledge,
     Spend,
     Transition,
     Update,

@@ -39,7 +39,7 @@ from online_models.decode import (
     parse_object,
 )
 from online_models.events import normalize
-from online_models.knowledge import SessionClick
+from online_models.knowledge_updates import SessionClick
 from online_models.outputs import stable_id
 from online_models.state import UserState
 from online_models.timeparse import TimestampError

@@ -337,7 +337,8 @@ def test_pacing_is_re_planned_as_time_passes_without_spend() -> None:
     """A campaign whose bids win nothing gets no Spend updates; the knowledge still
     re-plans it every minute of event time, so its factor rises instead of staying
     where it was when the last impression was won."""
-    from online_models.knowledge import SharedKnowledge, Spend
+    from online_models.knowledge import SharedKnowledge
+    from online_models.knowledge_updates import Spend
 
     c = campaign(daily_budget=10_000.0)
     k = SharedKnowledge(EngineConfig(partitions=1), {"c1": c})

@@ -12,7 +12,8 @@ from backtest.synthetic import campaigns, generate
 from online_models.config import EngineConfig
 from online_models.decode import decode_dict
 from online_models.events import Campaign
-from online_models.knowledge import (
+from online_models.knowledge import SharedKnowledge
+from online_models.knowledge_updates import (
     UPDATES_VERSION,
     BidValue,
     BuyerRfm,
@@ -20,7 +21,6 @@ from online_models.knowledge import (
     ItemSeen,
     Revisit,
     SessionClick,
-    SharedKnowledge,
     Spend,
     Transition,
     decode_updates,

@@ -16,7 +16,8 @@ from backtest.replay import ReplayOptions, replay
 from online_models.config import EngineConfig
 from online_models.engine import PartitionEngine
 from online_models.events import ClickEvent
-from online_models.knowledge import Revisit, SessionClick, SharedKnowledge, Transition
+from online_models.knowledge import SharedKnowledge
+from online_models.knowledge_updates import Revisit, SessionClick, Transition
 from online_models.runner import Runner
 from online_models.sessions import RevisitStats, SequentialRules, SessionIndex
 from online_models.state import UserState
