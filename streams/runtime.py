@@ -152,12 +152,19 @@ class Runtime:
                 caught_up = lambda stream: self._caught_up(stream, partition)  # noqa: E731
             else:
                 caught_up = _never
-            for rec, event, source in self.merge.ready(partition, caught_up):
-                if self._generation.get(partition, 0) != generation:
-                    return  # revoked while these were applied: their new owner reads them
-                with self.event_context(source):
-                    await self._handle(rec, event)
-                self.guard.processed((rec.topic, rec.partition), rec.offset or 0)
+            try:
+                for rec, event, source in self.merge.ready(partition, caught_up):
+                    if self._generation.get(partition, 0) != generation:
+                        return  # revoked while these were applied: the new owner reads them
+                    with self.event_context(source):
+                        await self._handle(rec, event)
+                    self.guard.processed((rec.topic, rec.partition), rec.offset or 0)
+            except BaseException:
+                # Released but not applied (a send failed): drop what is held and read the
+                # partition again from what was applied (in_order.py seeks back to it).
+                self.merge.forget({partition})
+                self.order.rewind(partition)
+                raise
 
     async def release_idle(self) -> None:
         for partition in self.merge.partitions():

@@ -8,6 +8,7 @@ import asyncio
 import heapq
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -130,5 +131,25 @@ def test_the_runtime_applies_an_order_read_after_a_later_click_first() -> None:
         assert rt.guard.next[(topics["ad-impressions"], 0)] == 1
         rt.drop({0})  # revoked: what is held is read by the next owner
         assert rt.merge.held() == 0
+
+    asyncio.run(run())
+
+
+def test_a_failed_apply_drops_what_is_held_and_reads_the_partition_again() -> None:
+    rt, applied = _runtime(idle_ms=0)
+    topics = {stream: topic for topic, stream in rt.logical_streams.items()}
+    clicks = topics["clickstream"]
+
+    async def failing(rec: InputRecord, event: Any) -> None:
+        raise RuntimeError("send failed")
+
+    rt._handle = failing  # type: ignore[method-assign]
+
+    async def run() -> None:
+        with pytest.raises(RuntimeError):
+            await rt.handle(clicks, 0, 0, b"u", _click(T0))
+        assert rt.merge.held() == 0 and rt.guard.next[(clicks, 0)] == 0
+        # The next offset is past what was applied: a hole, to be read again.
+        assert rt.order.expected((clicks, 0)) == 0
 
     asyncio.run(run())

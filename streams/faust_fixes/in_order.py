@@ -165,6 +165,11 @@ class InOrder:
         log.warning("%s[%d]: seek to %d skipped: %s", *tp, hole.offset, skipped)
         self.holes.pop(tp, None)
 
+    def rewind(self, partition: int) -> None:
+        """Expect `partition`'s records again from the processed run on (what was read
+        past it was not applied): the next record past it is a hole, read again."""
+        self.read = {tp: o for tp, o in self.read.items() if tp[1] != partition}
+
     def forget(self, partitions: set[int]) -> None:
         self.holes = {tp: h for tp, h in self.holes.items() if tp[1] not in partitions}
         self.read = {tp: o for tp, o in self.read.items() if tp[1] not in partitions}
