@@ -136,7 +136,7 @@ def test_the_runtime_applies_an_order_read_after_a_later_click_first() -> None:
 
 
 def test_a_failed_apply_drops_what_is_held_and_reads_the_partition_again() -> None:
-    rt, applied = _runtime(idle_ms=0)
+    rt, _ = _runtime(idle_ms=0)
     topics = {stream: topic for topic, stream in rt.logical_streams.items()}
     clicks = topics["clickstream"]
 
