@@ -181,9 +181,16 @@ class PartitionEngine(Restorable):
 
     # The one entry point -------------------------------------------------------
     def process(
-        self, source: str, ev: InputEvent, state: UserState | None, offset: int | None = None
+        self,
+        source: str,
+        ev: InputEvent,
+        state: UserState | None,
+        offset: int | None = None,
+        applied_as: str | None = None,
     ) -> Result:
-        """Apply one input event; `offset` (live: the Kafka offset) makes it idempotent."""
+        """Apply one input event; `offset` (live: the Kafka offset) makes it idempotent,
+        recorded under `source` or, for a repartitioned copy, `applied_as` (the
+        original's stream and partition, `offset` then being the original's)."""
         user = ev.user_id
         if self._from_future(ev.ts):
             return Result(state or UserState.new(user), [], [], refused="future_timestamp")
@@ -193,7 +200,7 @@ class PartitionEngine(Restorable):
             return Result(state or UserState.new(user), [], [], refused="unknown_campaign")
         if state is None:
             state = UserState.new(user)
-        elif offset is not None and already_applied(state, source, offset):
+        elif offset is not None and already_applied(state, applied_as or source, offset):
             return Result(state, [], [], duplicate=True)
         self.events += 1
         knowledge = self.knowledge
@@ -230,7 +237,7 @@ class PartitionEngine(Restorable):
             self.bids.bid(state, ev.ts, source_id, outputs, updates)
         self._announce_replanned(ev.ts, source_id, outputs)
         if offset is not None:
-            record_applied(state, source, offset)
+            record_applied(state, applied_as or source, offset)
         self.activity[user] = max(ev.ts, self.activity.pop(user, 0))
         knowledge.submit(updates, ev.ts)
         return Result(state, outputs, self._expired(), len(labels), updates=updates)

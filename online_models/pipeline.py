@@ -19,7 +19,7 @@ becomes a dead-letter emission, so no record can stop its partition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -44,6 +44,28 @@ from online_models.state import UserState
 # Logical topics of emissions; the shell maps them to configured topic names.
 DEAD_LETTER = "dead-letter"
 REPARTITION = "repartition"  # back to the input topic, keyed and partitioned by user
+# A repartitioned copy names the record it copies, "<partition>:<offset>": a crash
+# between sending the copy and committing the original sends the copy again (at a new
+# offset), and the user's state must still apply it once.
+COPY_OF_HEADER = "ecom-copy-of"
+
+
+def copy_of(headers: Any) -> tuple[int, int] | None:
+    """The (partition, offset) a repartitioned record copies, from its Kafka headers (a
+    list of pairs or a mapping); None for an original or an unreadable header.
+
+    >>> copy_of([("ecom-copy-of", b"3:1207")])
+    (3, 1207)
+    >>> copy_of({"other": b"x"}) is None, copy_of([("ecom-copy-of", b"3:x")]) is None
+    (True, True)
+    """
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for name, value in pairs:
+        if name == COPY_OF_HEADER and value:
+            partition, _, offset = bytes(value).partition(b":")
+            if partition.isdigit() and offset.isdigit():
+                return int(partition), int(offset)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +80,7 @@ class InputRecord:
     offset: int | None
     key: bytes | None
     value: bytes | None  # None: a tombstone
+    copy_of: tuple[int, int] | None = None  # a repartitioned copy: the original's place
 
 
 class Emission(NamedTuple):
@@ -186,14 +209,22 @@ class Pipeline:
             # Keyed differently by the producer: send it to where the user's state lives.
             # Pseudonymised, the producer's bytes (raw ids) are never sent again.
             raw = (rec.value or b"") if self.privacy.pseudonyms is None else encode_output(ev)
-            return Step([Emission(REPARTITION, user_key, raw, [], home)], repartitioned=True)
+            place = rec.copy_of or (None if rec.offset is None else (rec.partition, rec.offset))
+            headers = [] if place is None else [(COPY_OF_HEADER, b"%d:%d" % place)]
+            return Step([Emission(REPARTITION, user_key, raw, headers, home)], repartitioned=True)
         if declined(ev):
             return self._declined(rec, ev)
         states = self.states_for(rec.partition)
         try:
-            result = self.engine_for(rec.partition).process(
-                rec.stream, ev, states.get(user), rec.offset
-            )
+            if rec.copy_of is None:
+                result = self.engine_for(rec.partition).process(
+                    rec.stream, ev, states.get(user), rec.offset
+                )
+            else:  # applied once per original record, however many copies come
+                result = self.engine_for(rec.partition).process(
+                    rec.stream, ev, states.get(user), rec.copy_of[1],
+                    applied_as=f"{rec.stream}<{rec.copy_of[0]}",
+                )  # fmt: skip
         except Exception as exc:
             # The engine may have changed the cached state before failing: it is
             # dropped (`apply`), and the store keeps the last state written.

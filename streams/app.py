@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from faust.types import TP
 from online_models import __version__ as domain_version
 from online_models.config import EngineConfig
 from online_models.partitioning import partition_for
+from online_models.pipeline import copy_of
 from streams import __version__
 from streams.campaign_feed import follow_campaigns
 from streams.faust_fixes.event_context import current_event
+from streams.faust_fixes.group_lease import GroupLease
 from streams.faust_fixes.in_order import RESEEK_S
 from streams.faust_fixes.initial_offsets import committed_offsets
 from streams.faust_fixes.install import install as install_faust_fixes
@@ -90,6 +93,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         broker_session_timeout=settings.session_timeout_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        consumer_group_instance_id=settings.group_instance_id or None,
         broker_commit_interval=settings.commit_interval_s,
         broker_max_poll_records=settings.max_poll_records,
         producer_max_request_size=4 * 1024 * 1024,
@@ -105,8 +109,17 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
         )
 
+    lease = GroupLease(settings.session_timeout_s)
+
     def is_ready() -> bool:
         return tables_ready(app)
+
+    def may_apply() -> bool:
+        # Tables recovered, and the partitions still this worker's (group_lease.py).
+        return tables_ready(app) and lease.held()
+
+    def writer() -> bytes:
+        return f"{os.getpid()}:{getattr(app, 'consumer_generation_id', -1)}".encode()
 
     inputs = app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw")
     users = app.Table("users", key_type=str, value_type=bytes, partitions=settings.partitions)
@@ -128,9 +141,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             "erasure-confirmations": raw_topic(settings.topic_erasure_confirmations),
             **{name: raw_topic(name) for name in settings.input_topics()},
         },
-        tables_ready=is_ready,
+        tables_ready=may_apply,
         event_context=current_event,
         consumer=AppConsumer(app),
+        writer=writer,
     )
 
     @app.agent(inputs, name="process")
@@ -142,8 +156,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             async for event in stream.events():
                 msg = event.message
                 await runtime.handle(
-                    msg.topic, msg.partition, msg.offset, msg.key, msg.value, event
-                )
+                    msg.topic, msg.partition, msg.offset, msg.key, msg.value, event,
+                    copy_of(msg.headers) if msg.headers else None,
+                )  # fmt: skip
         except asyncio.CancelledError:
             runtime.health.agent_stopped()
             raise
@@ -162,7 +177,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         runtime.reports.update_gauges()
         recovering = not is_ready()
         metrics.live.set(0 if runtime.health.liveness() else 1)
-        metrics.ready.set(0 if runtime.health.readiness(recovering) else 1)
+        metrics.ready.set(0 if runtime.health.readiness(recovering, lease.problem()) else 1)
+        metrics.group_generation.set(getattr(app, "consumer_generation_id", -1))
 
     @app.timer(interval=5.0)
     async def gauges() -> None:
@@ -175,12 +191,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        report = runtime.health.report(recovering=not is_ready())
+        report = runtime.health.report(recovering=not is_ready(), group=lease.problem())
         return web.json(report, status=200 if report["live"] else 503)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        report = runtime.health.report(recovering=not is_ready())
+        report = runtime.health.report(recovering=not is_ready(), group=lease.problem())
         return web.json(report, status=200 if report["ready"] else 503)
 
     @app.page("/profiles/{user_id}")
@@ -275,6 +291,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         partitions=settings.partitions,
         fetch_end_offsets=bool(settings.fetch_end_offsets),
         shutdown_timeout_s=settings.shutdown_timeout_s,
+        lease=lease,
     )
     install_web_log_filter()  # a client sending garbage must not flood the log
     log.info("settings: %s", settings.redacted())

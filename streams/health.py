@@ -7,8 +7,16 @@ Liveness (`/healthz`, a failing probe restarts the pod) fails only for what a re
 can cure: the processing agent has stopped and not come back, or it crashed
 `crash_limit` times within `crash_window_s` (a crash loop). Readiness (`/readyz`,
 a failing probe takes the pod out of service and pages nobody by itself) fails while
-tables recover, while the broker cannot be reached, and while an assigned partition
-has a backlog but has not advanced for `stall_after_s`.
+tables recover, while the worker is not a settled member of its group (joining,
+rebalancing, or past its session: streams/faust_fixes/group_lease.py), while the
+broker cannot be reached, and while an assigned partition has a backlog but has not
+advanced for `stall_after_s`.
+
+The broker counts as reached on any answer from it: the reachability probe, a record
+fetched, a commit. It is called unreachable only when a probe has failed and nothing
+has been heard from it since for `broker_timeout_s`; before the first answer, or when
+no probe has completed for that long (an event loop too busy to run it, say during
+table recovery), the reason says so (`broker_unchecked`) instead of blaming the broker.
 
 >>> t = [0.0]
 >>> h = Health(stall_after_s=30, now_getter=lambda: t[0])
@@ -20,6 +28,8 @@ has a backlog but has not advanced for `stall_after_s`.
 >>> h.progress(("clickstream", 0), next_offset=10, end_offset=15)  # backlog, no progress
 >>> h.readiness(recovering=False)
 ['stalled:clickstream[0]']
+>>> Health(now_getter=lambda: 0.0).readiness(recovering=True, group="rebalancing")
+['recovering', 'rebalancing', 'broker_unchecked']
 """
 
 from __future__ import annotations
@@ -80,7 +90,7 @@ class Health:
         self.broker_error = ""
 
     def broker_failed(self, error: str) -> None:
-        self.broker_error = error[:300]
+        self.broker_error = error[:300] or "error"
 
     def progress(self, tp: Hashable, next_offset: int, end_offset: int) -> None:
         """The partition's next offset to process and its log-end offset, now."""
@@ -106,24 +116,29 @@ class Health:
             reasons.append("agent_stopped")
         return reasons
 
-    def readiness(self, recovering: bool) -> list[str]:
+    def readiness(self, recovering: bool, group: str | None = None) -> list[str]:
         now = self.now()
         reasons = self.liveness()
         if recovering:
             reasons.append("recovering")
-        if self.broker_ok_at is None or now - self.broker_ok_at > self.broker_timeout_s:
-            reasons.append(
-                "broker_unreachable" + (f":{self.broker_error}" if self.broker_error else "")
-            )
+        if group:
+            reasons.append(group)
+        heard = self.broker_ok_at
+        if heard is None or now - heard > self.broker_timeout_s:
+            if self.broker_error:
+                reasons.append(f"broker_unreachable:{self.broker_error}")
+            else:
+                since = "never" if heard is None else f"{now - heard:.0f}s"
+                reasons.append(f"broker_unchecked:{since}")
         for tp, p in self._sorted():
             if p.lag > 0 and now - p.since > self.stall_after_s:
                 reasons.append(f"stalled:{_name(tp)}")
         return reasons
 
-    def report(self, recovering: bool) -> dict[str, object]:
+    def report(self, recovering: bool, group: str | None = None) -> dict[str, object]:
         """The body of both probes: every reason, and the facts behind them."""
         now = self.now()
-        reasons = self.readiness(recovering)  # liveness reasons included
+        reasons = self.readiness(recovering, group)  # liveness reasons included
         return {
             "live": not self.liveness(),
             "ready": not reasons,

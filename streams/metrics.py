@@ -93,6 +93,11 @@ class Metrics:
         )
         self.live = Gauge("ecom_live", "1 while /healthz answers 200", registry=r)
         self.ready = Gauge("ecom_ready", "1 while /readyz answers 200", registry=r)
+        self.group_generation = Gauge(
+            "ecom_group_generation",
+            "The consumer group generation of this worker's latest assignment",
+            registry=r,
+        )
         self.table_size = Gauge("ecom_table_size", "Keys held in a table", ["table"], registry=r)
         self.active_profiles = Gauge(
             "ecom_active_profiles", "User profiles held by this worker", registry=r

@@ -119,12 +119,15 @@ class Runtime:
         key: bytes | None,
         value: bytes | None,
         source: Any = None,
+        copy_of: tuple[int, int] | None = None,
     ) -> None:
         """One record read from Kafka: queued in its partition's event-time merge, then
         whatever the merge releases is applied (this record, earlier ones, or nothing
         yet: a topic of the partition that is behind holds it at most input_idle_ms).
         `source`: the driver's own record (Faust's event), made current while the
-        record is applied (`event_context`)."""
+        record is applied (`event_context`); `copy_of`: the original's place, for a
+        record this service repartitioned (`online_models.pipeline.copy_of`)."""
+        self.health.broker_reached()  # a record fetched: the broker answers
         tp = (topic, partition)
         expected = self.order.expected(tp)
         if not await self.order.admit(tp, offset):
@@ -132,7 +135,9 @@ class Runtime:
         if expected is not None and offset < expected:
             # Read again (a rewind): what the merge holds from here on comes again.
             self.merge.discard(self.logical_streams[topic], partition, offset)
-        rec = InputRecord(topic, self.logical_streams[topic], partition, offset, key, value)
+        rec = InputRecord(
+            topic, self.logical_streams[topic], partition, offset, key, value, copy_of
+        )
         if rec.stream not in self.merge.streams:
             async with self._applying:
                 with self.event_context(source):
@@ -147,6 +152,12 @@ class Runtime:
         """Apply what the partition's merge releases, in order; also called by a timer
         (streams/app.py) so that a silent topic holds the others only input_idle_ms."""
         async with self._applying:
+            if not self.order.is_ready():
+                # Admitted while this worker held the partition, and it may not any more
+                # (group_lease.py): nothing held is applied; read again once it may.
+                self.merge.forget({partition})
+                self.order.rewind(partition)
+                return
             generation = self._generation.get(partition, 0)
             if self.settings.input_skip_caught_up:
                 caught_up = lambda stream: self._caught_up(stream, partition)  # noqa: E731

@@ -33,18 +33,21 @@ def build_runtime(
     tables_ready: Callable[[], bool] = lambda: True,
     consumer: InputConsumer | None = None,
     event_context: Callable[[Any], AbstractContextManager[None]] | None = None,
+    writer: Callable[[], bytes] | None = None,
 ) -> Runtime:
     """`topics`: each logical output name and each input topic by its configured name.
-    `tables_ready`: whether Faust's tables are recovered (records wait until they are).
+    `tables_ready`: whether records may be applied now: Faust's tables are recovered and
+    the worker holds its partitions (records are read again later otherwise).
     `event_context`: makes the driver's record current while it is applied.
-    `consumer`: the input consumer (none: tools and tests that feed records)."""
+    `consumer`: the input consumer (none: tools and tests that feed records).
+    `writer`: the value of every output's `ecom-writer` header (who wrote it)."""
     consumer = consumer or NoConsumer()
     guard = CommitGuard()
     order = InOrder(guard, metrics, consumer, tables_ready)
     health = Health(
         stall_after_s=settings.stall_timeout_s, broker_timeout_s=settings.broker_timeout_s
     )
-    sender = OutputSender(topics)
+    sender = OutputSender(topics, writer)
     return Runtime(
         settings,
         cfg,

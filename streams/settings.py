@@ -79,6 +79,11 @@ class Settings:
     session_timeout_s: float = above(60.0, 0)
     rebalance_timeout_s: float = above(60.0, 0)
     heartbeat_interval_s: float = above(3.0, 0)
+    # Static group membership (KIP-345): a worker restarted under the same id within
+    # session_timeout_s gets its partitions back with no rebalance of the group (the
+    # other workers go on). One id per worker, stable across its restarts: the pod name
+    # of a StatefulSet. Empty: dynamic membership (every restart rebalances the group).
+    group_instance_id: str = text("", nonempty=False)
     commit_interval_s: float = above(2.8, 0)
     # Records per fetch: small fetches keep the three input topics of a partition close
     # in event time, so fewer events arrive behind the watermark (see architecture.md).

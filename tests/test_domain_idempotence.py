@@ -53,3 +53,42 @@ def test_out_of_order_redelivery_applies_what_was_never_applied() -> None:
         state = eng.process("clickstream", view("u", NOON + offset, "c"), state, offset).state
     assert state.applied["clickstream"] == list(range(10, 10 + APPLIED_KEPT))
     assert eng.process("clickstream", view("u", NOON, "d"), state, offset=5).duplicate
+
+
+def test_a_repartitioned_record_counts_once_however_many_copies_arrive() -> None:
+    """A record keyed for the wrong partition is copied to the user's own partition.
+    A crash between sending the copy and committing the original sends the copy again,
+    at another offset: the copy names the original's place (`ecom-copy-of`) and the
+    user's state applies each original once."""
+    from online_models.partitioning import partition_for
+    from online_models.pipeline import COPY_OF_HEADER, REPARTITION, InputRecord, Pipeline, copy_of
+
+    cfg = EngineConfig(partitions=4)
+    engines = {p: PartitionEngine(cfg, p) for p in range(4)}
+    states: dict[int, dict[str, object]] = {p: {} for p in range(4)}
+    knowledge = engines[0].knowledge
+    for eng in engines.values():
+        eng.knowledge = knowledge
+    pipe = Pipeline(cfg, engines.__getitem__, states.__getitem__, lambda: knowledge)
+    home = partition_for(b"u", 4)
+    wrong = (home + 1) % 4
+    raw = orjson.dumps({"event_id": "e1", "ts": NOON, "user_id": "u", "type": "view",
+                        "item_id": "i1"})  # fmt: skip
+    copies = []
+    for _ in range(2):  # the original, delivered twice (a crash before its commit)
+        step = pipe.step(InputRecord("clicks", "clickstream", wrong, 41, b"u", raw))
+        [emission] = step.emissions
+        assert emission.topic == REPARTITION and emission.partition == home
+        assert emission.headers == [(COPY_OF_HEADER, f"{wrong}:41".encode())]
+        copies.append(emission)
+    for offset, emission in zip((7, 9), copies, strict=True):
+        rec = InputRecord("clicks", "clickstream", home, offset, emission.key, emission.value,
+                          copy_of(emission.headers))  # fmt: skip
+        step = pipe.step(rec)
+        pipe.apply(step)
+    state = states[home]["u"]
+    assert state.profile.totals == {"view": 1}  # type: ignore[attr-defined]
+    assert state.applied == {f"clickstream<{wrong}": [41]}  # type: ignore[attr-defined]
+    # A copy that is itself copied again names the first original, not itself.
+    again = pipe.step(InputRecord("clicks", "clickstream", wrong, 3, b"u", raw, (2, 5)))
+    assert again.emissions[0].headers == [(COPY_OF_HEADER, b"2:5")]

@@ -25,6 +25,7 @@ from faust.transport.producer import ProducerBuffer
 from ecom_cli.main import main as cli_main
 from streams.app import create_app
 from streams.faust_fixes import versions
+from streams.faust_fixes.group_lease import GroupLease, bind, coordinator_of
 from streams.faust_fixes.recovery_gate import tables_ready
 from streams.settings import Settings
 
@@ -92,6 +93,7 @@ def test_install_is_called_once_per_app(app: faust.App) -> None:
             partitions=1,
             fetch_end_offsets=False,
             shutdown_timeout_s=1.0,
+            lease=GroupLease(10.0),
         )
 
 
@@ -107,6 +109,81 @@ def test_commit_goes_through_the_consumers_private_commit(app: faust.App) -> Non
         consumer_module.Consumer._commit_offsets
     )
     assert app.consumer._commit.__qualname__.startswith("install.")  # the guard
+
+
+# group_lease: GroupCoordinator._do_heartbeat, _on_join_complete, _rejoin_needed_fut --
+
+
+def test_the_coordinator_is_reached_and_renews_the_way_the_lease_assumes() -> None:
+    from aiokafka.consumer import group_coordinator as gc
+    from aiokafka.consumer.consumer import AIOKafkaConsumer
+
+    coordinator_cls = gc.GroupCoordinator
+    assert inspect.iscoroutinefunction(coordinator_cls._do_heartbeat)
+    assert params(coordinator_cls._do_heartbeat) == ["self"]
+    assert inspect.iscoroutinefunction(coordinator_cls._on_join_complete)
+    assert params(coordinator_cls._on_join_complete) == [
+        "self", "generation", "member_id", "protocol", "member_assignment_bytes",
+    ]  # fmt: skip
+    # Both are looked up on the instance at each call, where the lease's wrappers sit.
+    assert "success = await self._do_heartbeat()" in source(coordinator_cls._heartbeat_routine)
+    assert "await self._on_join_complete(" in source(coordinator_cls._do_rejoin_group)
+    # A pending rejoin is this future, set by request_rejoin and made anew at each sync.
+    assert "self._rejoin_needed_fut.set_result(None)" in source(coordinator_cls.request_rejoin)
+    assert "self._coordinator._rejoin_needed_fut = create_future()" in source(
+        gc.CoordinatorGroupRebalance._send_sync_group_request
+    )
+    # The path from the app: Faust's own (drivers/aiokafka.py, on_partitions_assigned).
+    assert "self._consumer = self._create_consumer(" in source(AIOKafkaConsumerThread.on_start)
+    assert "self._coordinator = GroupCoordinator(" in source(AIOKafkaConsumer.start)
+    import faust.transport.drivers.aiokafka as driver
+
+    assert "_ensure_consumer()._coordinator.generation" in source(driver)
+    assert 'self._thread: "AIOKafkaConsumerThread" = thread' in source(driver)
+
+
+def test_the_lease_follows_heartbeats_joins_and_rejoins() -> None:
+    import asyncio
+
+    t = [100.0]
+    lease = GroupLease(10.0, clock=lambda: t[0])
+
+    class FakeCoordinator:
+        def __init__(self) -> None:
+            self.ok = True
+            self._rejoin_needed_fut: asyncio.Future[None] = asyncio.Future()
+
+        async def _do_heartbeat(self) -> bool:
+            t[0] += 0.5  # the request takes a while: the lease counts from its start
+            return self.ok
+
+        async def _on_join_complete(self, *args: object) -> None:
+            t[0] += 0.2
+
+    async def scenario() -> None:
+        fake = FakeCoordinator()
+        bind(fake, lease)
+        bind(fake, lease)  # once per coordinator
+        assert lease.problem() == "not_in_group"
+        await fake._on_join_complete(1, "m", "range", b"")
+        assert lease.held() and lease.renewed_at == 100.0
+        t[0] = 108.0
+        assert await fake._do_heartbeat() and lease.renewed_at == 108.0
+        fake.ok = False
+        t[0] = 118.6
+        assert not await fake._do_heartbeat() and lease.renewed_at == 108.0
+        assert lease.problem() == "group_session_lapsed:11s" and not lease.held()
+        fake.ok = True
+        await fake._do_heartbeat()
+        assert lease.held()
+        fake._rejoin_needed_fut.set_result(None)
+        assert lease.problem() == "rebalancing" and not lease.held()
+
+    asyncio.run(scenario())
+
+
+def test_before_the_consumer_starts_there_is_no_coordinator(app: faust.App) -> None:
+    assert coordinator_of(app) is None
 
 
 # reliable_flush: ProducerBuffer._send_pending, flush, size --------------------------

@@ -11,6 +11,7 @@ import faust
 from streams.faust_fixes import (
     bounded_shutdown,
     commit_guard,
+    group_lease,
     highwaters,
     recovery_restart,
     reliable_flush,
@@ -33,6 +34,7 @@ def install(
     partitions: int,
     fetch_end_offsets: bool,
     shutdown_timeout_s: float,
+    lease: group_lease.GroupLease,
 ) -> None:
     """Apply every workaround to `app` (before it starts). Raises UnsupportedVersion on
     library versions they were not written for; a second call for one app raises."""
@@ -44,6 +46,7 @@ def install(
     reliable_flush.install(app)
     commit_guard.install(app, guard, on_commit)
     recovery_restart.install(app)
+    group_lease.install(app, lease)
     if fetch_end_offsets:
         highwaters.install(app, client_kwargs)
 
