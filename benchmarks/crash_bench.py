@@ -7,7 +7,7 @@ processes (`python -m ecom_cli worker`) and produces the real events of
 benchmarks/crash_events.py (~140k: Taobao clicks and orders, Open Bandit impressions
 moved into the same window) at a steady rate while it
   1. SIGKILLs a random worker `--kills` times and restarts it at once (as Kubernetes
-     would),
+     would), the next kill a few seconds after the restarted worker processes again,
   2. pauses a worker (SIGSTOP) past its session timeout `--pauses` times, then resumes
      it: a worker fenced out of the group that comes back,
   3. stops and starts the second worker `--cycles` times (leaves and joins).
@@ -70,6 +70,10 @@ def chaos(fleet: Fleet, args: argparse.Namespace, rng: random.Random) -> list[tu
         fleet.act(f"kill {i + 1}/{args.kills}: SIGKILL worker {victim}")
         fleet.kill(victim)
         fleet.start(victim)
+        # The next crash once the group has settled: crashes seconds apart keep an eager
+        # group rebalancing without end (each costs two rebalances: the new process's
+        # join and the dead member's expiry).
+        fleet.wait_processing(victim, timeout_s=120)
     for i in range(args.pauses):
         time.sleep(rng.uniform(4, 9))
         victim = rng.choice(["a", "b"])
@@ -133,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=0.0, help="events/s (0: spread over the chaos)")
     p.add_argument("--limit", type=int, default=0, help="first N events only (0: all)")
     p.add_argument("--session-timeout-s", type=float, default=10.0)
+    p.add_argument(
+        "--rebalance-timeout-s",
+        type=float,
+        default=0.0,
+        help="how long a rebalance waits for members to rejoin (0: the session timeout)",
+    )
     p.add_argument("--seed", type=int, default=18)
     p.add_argument(
         "--partitioner",
@@ -160,14 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         "ECOM_PARTITIONS": "4",
         "ECOM_FETCH_END_OFFSETS": "1",  # Tansu's ListOffsets (streams/end_offsets.py)
         "ECOM_SESSION_TIMEOUT_S": str(args.session_timeout_s),
-        "ECOM_REBALANCE_TIMEOUT_S": str(args.session_timeout_s),
+        "ECOM_REBALANCE_TIMEOUT_S": str(args.rebalance_timeout_s or args.session_timeout_s),
         "ECOM_HEARTBEAT_INTERVAL_S": "1",
         "ECOM_COMMIT_INTERVAL_S": "1",
         "ECOM_SNAPSHOT_EVERY_S": "10",
         "ECOM_APP_ID": f"ecom-crash-{int(time.time())}",
     }
     # The chaos takes about this long; the records are spread over it.
-    planned_s = args.kills * 6.5 + args.pauses * (args.session_timeout_s * 1.5 + 8.5)
+    planned_s = args.kills * 22.0 + args.pauses * (args.session_timeout_s * 1.5 + 8.5)
     planned_s += args.cycles * 25.0
     rate = args.rate or max(100.0, len(events) / max(planned_s, 1.0))
     fleet = Fleet(env, run_dir, broker.bootstrap, static=args.static)
@@ -185,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         resumes = chaos(fleet, args, rng)
         feeder.join()
         print(f"[crash] all {feeder.sent} records sent; waiting for the workers", flush=True)
-        fleet.wait_caught_up(timeout_s=300)
+        fleet.wait_caught_up(timeout_s=300, inputs_ended=feeder.finished_at)
         served = fleet.sample_profiles(expected, n=300, rng=rng)
         fleet.stop_all()
         figures = summary(fleet, args)

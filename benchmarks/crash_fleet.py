@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -190,7 +191,7 @@ class Fleet:
             time.sleep(0.2)
         self.window = (time.monotonic(), float("inf"))
 
-    def wait_caught_up(self, timeout_s: float) -> None:
+    def wait_caught_up(self, timeout_s: float, inputs_ended: float | None = None) -> None:
         """Until every input partition is owned with no lag, three samples in a row."""
         deadline = time.monotonic() + timeout_s
         calm = 0
@@ -203,7 +204,8 @@ class Fleet:
                     lag.update(life.lag)
             calm = calm + 1 if len(lag) >= wanted and not any(lag.values()) else 0
         assert self.window is not None
-        self.window = (self.window[0], time.monotonic())
+        # Stalls count while records keep coming: until the last was produced, at most.
+        self.window = (self.window[0], min(time.monotonic(), inputs_ended or math.inf))
         if calm < 3:
             print(f"[crash] not caught up after {timeout_s:.0f} s", flush=True)
 
@@ -269,6 +271,7 @@ class Feeder(threading.Thread):
         }
         self.events, self.rate = events, rate
         self.sent = 0
+        self.finished_at: float | None = None
         self._halt = threading.Event()
 
     def send_campaigns(self) -> None:
@@ -303,6 +306,7 @@ class Feeder(threading.Thread):
                 if ahead > 0:
                     time.sleep(ahead)
         self.producer.flush(60)
+        self.finished_at = time.monotonic()
 
     def stop(self) -> None:
         self._halt.set()

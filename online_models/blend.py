@@ -67,7 +67,11 @@ class SessionRecommender(Restorable):
         )
         self.rules = SequentialRules(cfg.sr_max_next, cfg.sr_lookback, cfg.max_items, cfg.sr_prior)
         self.index = SessionIndex(
-            cfg.max_sessions, cfg.knn_sessions_per_item, cfg.max_session_items, cfg.max_items
+            cfg.max_sessions,
+            cfg.knn_sessions_per_item,
+            cfg.max_session_items,
+            cfg.max_items,
+            float(cfg.knn_max_age_ms),
         )
         self.revisits = RevisitStats(cfg.max_session_items)
         self.neighbours = NeighbourParams(

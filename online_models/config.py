@@ -110,6 +110,9 @@ class EngineConfig:
     knn_lookback: int = at_least(3, 1)  # latest session items used to look neighbours up
     knn_position_decay: float = above(2.0, 0)
     knn_half_life_ms: int = above(24 * HOUR_MS, 0)
+    # sessions not updated for this long leave the index (their vote is 2**-14 of a
+    # fresh one's at the default half-life)
+    knn_max_age_ms: int = above(14 * DAY_MS, 0)
     knn_match_decay: float = above(2.0, 0)
     # a neighbour votes for its items this close to the shared one
     knn_vote_window: int = at_least(3, 1)

@@ -132,9 +132,18 @@ class SessionIndex(Restorable):
     contain it, most recently updated last."""
 
     def __init__(
-        self, max_sessions: int, sessions_per_item: int, max_session_items: int, max_items: int
+        self,
+        max_sessions: int,
+        sessions_per_item: int,
+        max_session_items: int,
+        max_items: int,
+        max_age_ms: float = math.inf,
     ) -> None:
         self.max_sessions = max_sessions
+        # A session not updated for this long is dropped: its vote has decayed to
+        # nothing (2**-14 at 14 half-lives), and without it the index of a steady
+        # population keeps filling until max_sessions, however old its sessions are.
+        self.max_age_ms = max_age_ms
         self.sessions_per_item = sessions_per_item
         self.max_session_items = max_session_items
         self.max_items = max_items
@@ -159,6 +168,12 @@ class SessionIndex(Restorable):
         sessions[key] = entry
         if len(sessions) > self.max_sessions:
             del sessions[next(iter(sessions))]
+        horizon = ts - self.max_age_ms
+        while True:  # least recently updated first (dict order); at most a few a call
+            oldest = next(iter(sessions))
+            if sessions[oldest][0] >= horizon or oldest == key:
+                break
+            del sessions[oldest]
         keys = self.by_item.get(item)
         if keys is None:
             keys = self.by_item[item] = []

@@ -239,3 +239,19 @@ def test_yoochoose_goal(yoochoose_rows: list[dict[str, Any]]) -> None:
     settings chosen on the validation day only (docs/benchmarks.md)."""
     for row in yoochoose_rows:
         assert row["hit@20"] >= 0.70 and row["mrr@20"] >= 0.38, row
+
+
+def test_sessions_older_than_the_max_age_leave_the_index() -> None:
+    """A steady population makes new sessions every day: without an age bound the index
+    fills up to max_sessions however old its sessions are (the soak's growth)."""
+    day = 86_400_000
+    idx = SessionIndex(
+        max_sessions=10_000, sessions_per_item=4, max_session_items=5, max_items=60,
+        max_age_ms=3 * day,
+    )  # fmt: skip
+    for d in range(30):
+        for u in range(20):
+            idx.observe(f"u{u}#{d}", f"i{(u + d) % 50}", d * day + u)
+    horizon = 29 * day + 19 - 3 * day  # the latest update minus the max age
+    assert all(ts >= horizon for ts, _ in idx.sessions.values())
+    assert len(idx.sessions) == 3 * 20 + 1  # days 27-29, and day 26's last session
