@@ -85,7 +85,9 @@ def posterior_uplift(x: dict[str, float]) -> float:
     of these features can reach (the oracle sees the latent group, a learner cannot).
 
     >>> round(posterior_uplift({"frequency": 0.0, "discount_affinity": 1.0, "annoyance": 0.0}), 2)
-    0.25
+    0.24
+    >>> posterior_uplift({"frequency": 1.0, "discount_affinity": 0.0, "annoyance": 1.0}) < 0
+    True
     """
     logs = {
         g: math.log(share)
