@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from backtest.html_charts import Chart, _label
-from backtest.html_format import esc, note, number, table
+from backtest.html_format import note, number, table
 
 CAPTION = (
     "Qini curve on the judged exposures: incremental purchases (treated purchases minus "
@@ -63,24 +63,4 @@ def promotions_html(report: dict[str, Any]) -> str:
         ),
     ]
     out = "<h2>Promotions</h2>" + note(p["protocol"]) + table(rows)
-    ope = report.get("off_policy")
-    if ope:
-        out += ope_table(ope)
     return out + qini_chart(p).html(report)
-
-
-def ope_table(ope: dict[str, Any]) -> str:
-    rows = [
-        (
-            name,
-            number(e["estimate"]),
-            f"[{number(e['ci'][0])}, {number(e['ci'][1])}]",
-            number(e["relative_error"]),
-        )
-        for name, e in ope["estimators"].items()
-    ]
-    return (
-        f"<h3>Off-policy check ({esc(ope['data'])}): on-policy truth "
-        f"{number(ope['truth'])}</h3>"
-        + table(rows, head=("estimator", "estimate", "95% bootstrap", "relative error"))
-    )
