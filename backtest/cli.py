@@ -158,7 +158,14 @@ def add_backtest_parsers(sub: Any) -> None:
         action="store_true",
         help="also run the known-truth promotions market (backtest/promo_truth.py: four "
         "groups, uplift learned on seed, scored on seed + 1) and add its Qini report to "
-        "the truth JSON as `promotions`",
+        "the truth JSON as `promotions`; its events (offer, exposures, orders) go to "
+        "--promotions-output for the replay",
+    )
+    tp.add_argument(
+        "--promotions-output",
+        default=None,
+        metavar="EVENTS",
+        help="promotions events file (default: beside --output, named promotions.jsonl.gz)",
     )
     tp.set_defaults(func=_truth_stream)
 
@@ -245,7 +252,18 @@ def _truth_stream(args: argparse.Namespace) -> int:
     )
     if args.promotions:
         _add_promotions(args.truth, params.seed)
+        target = args.promotions_output or str(Path(args.output).parent / "promotions.jsonl.gz")
+        _write_promotions(target, params.seed)
     return 0
+
+
+def _write_promotions(path: str, seed: int) -> None:
+    from backtest.jsonl import write_events
+    from backtest.promo_market import market_events
+
+    check_output_file(path)
+    n = write_events(path, market_events(seed, seed + 1))
+    print(f"promotions: wrote {n} events (offer, exposures, orders) -> {path}")
 
 
 def _add_promotions(truth_path: str, seed: int) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from backtest.jsonl import iter_lines
@@ -19,6 +20,7 @@ from online_models.decode import CAMPAIGNS, EVENT_TYPES, DecodeError, decode_inp
 from online_models.erasure import ERASURE, decode_request
 from online_models.merge import order_key
 from online_models.pipeline import Limits
+from online_models.promotions.decode import PROMO_TYPES, PROMOTIONS, decode_promotion
 from online_models.pseudonyms import Privacy
 
 _PREFIX = b'{"topic":"'
@@ -66,18 +68,24 @@ def read_file(
             topic = _topic(line)
             if topic == ERASURE:  # honoured by the replay as by the worker (issue 21)
                 ev = decode_request(line)
+            elif topic in PROMO_TYPES:  # issue 22: the promotions market's inputs
+                ev = decode_promotion(topic, line, lim.max_bytes)
+                if privacy is not None and hasattr(ev, "user_id"):
+                    ev = msgspec.structs.replace(ev, user_id=privacy.user(ev.user_id))
             elif topic not in EVENT_TYPES:
                 raise DecodeError("unknown_topic", f"topic {topic!r} is not an input topic")
             else:
                 ev = decode_input(topic, line, lim.max_bytes, lim.max_depth)
-            if privacy is not None:  # at decode, as the worker's pipeline does
+            if (
+                privacy is not None and topic not in PROMO_TYPES
+            ):  # at decode, as the worker's pipeline does
                 ev = privacy.event(ev)
         except DecodeError as exc:
             invalid[exc.reason] += 1
             if refused is not None:
                 refused(str(path), number, line, exc.reason, f"DecodeError: {exc.detail}")
             continue
-        ts = last if topic == CAMPAIGNS else ev.ts
+        ts = last if topic in (CAMPAIGNS, PROMOTIONS) else ev.ts
         if ts < last:
             disorder[str(path)] += 1  # heapq.merge needs sorted files; counted, not fixed
         if run and ts != run[0][0]:

@@ -27,6 +27,7 @@ from backtest.html_format import (
     table,
     when,
 )
+from backtest.promo_html import promotions_html
 
 GATES = {
     "too_few_positives": "kept out of bids: too few positive labels yet to trust it",
@@ -325,6 +326,7 @@ def write_html(path: Path, report: dict[str, Any]) -> None:
         _revenue(report),
         _recommendations(report),
         _bidding(report),
+        promotions_html(report),
         "<h2>Charts</h2>",
         *(c.html(report) for c in charts(report)),
         "<h2>Performance of this replay</h2>",

@@ -22,6 +22,7 @@ incremental purchases when a fixed share of the users gets the offer.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -48,6 +49,11 @@ NOISE = 0.5
 P_TREATED = 0.5
 SEGMENTS = ("north", "south", "east", "west", "tiny")
 BUDGET_SHARE = 0.3
+# Chosen on the tuning seeds 101..106 (40 000 -> mean captured .806, 80 000 -> .816,
+# 160 000 -> .815); the held-out seeds were scored once, after the choice.
+N_TRAIN = 80_000
+TUNING_SEEDS = ((101, 102), (103, 104), (105, 106))
+HELD_OUT_SEEDS = ((1, 2), (5, 6), (7, 8), (9, 10))
 
 
 def exposures(seed: int, n: int) -> Iterator[dict[str, Any]]:
@@ -74,6 +80,25 @@ def exposures(seed: int, n: int) -> Iterator[dict[str, Any]]:
         }
 
 
+def posterior_uplift(x: dict[str, float]) -> float:
+    """E[true uplift | features] under the stated model: the best ranking any learner
+    of these features can reach (the oracle sees the latent group, a learner cannot).
+
+    >>> round(posterior_uplift({"frequency": 0.0, "discount_affinity": 1.0, "annoyance": 0.0}), 2)
+    0.24
+    >>> posterior_uplift({"frequency": 1.0, "discount_affinity": 0.0, "annoyance": 1.0}) < 0
+    True
+    """
+    logs = {
+        g: math.log(share)
+        - sum((x[f] - m) ** 2 for f, m in zip(FEATURES, MEANS[g], strict=True)) / (2 * NOISE**2)
+        for g, (share, _, _) in GROUPS.items()
+    }
+    top = max(logs.values())
+    z = sum(math.exp(v - top) for v in logs.values())
+    return sum(math.exp(logs[g] - top) / z * (GROUPS[g][2] - GROUPS[g][1]) for g in GROUPS)
+
+
 def incremental_at_budget(scores: list[float], true_uplift: list[float], share: float) -> float:
     """True incremental purchases when the `share` of users with the highest scores
     get the offer.
@@ -89,7 +114,7 @@ def incremental_at_budget(scores: list[float], true_uplift: list[float], share: 
 def evaluate(
     train_seed: int = 1,
     test_seed: int = 2,
-    n_train: int = 40_000,
+    n_train: int = N_TRAIN,
     n_test: int = 40_000,
     budget_share: float = BUDGET_SHARE,
     k: int = 20,
@@ -109,6 +134,7 @@ def evaluate(
     q_learned = qini_coefficient(learned, t, y)
     q_oracle = qini_coefficient(true, t, y)
     q_resp = qini_coefficient(resp, t, y)
+    q_bayes = qini_coefficient([posterior_uplift(e["x"]) for e in test], t, y)
     inc_learned = incremental_at_budget(learned, true, budget_share)
     inc_resp = incremental_at_budget(resp, true, budget_share)
     inc_oracle = incremental_at_budget(true, true, budget_share)
@@ -124,6 +150,8 @@ def evaluate(
             "oracle": q_oracle,
             "response_model": q_resp,
             "captured": q_learned / q_oracle if q_oracle else None,
+            # The ceiling of a learner of these features, as a share of the oracle's.
+            "posterior_captured": q_bayes / q_oracle if q_oracle else None,
             "curve": {
                 name: _thin(qini_curve(s, t, y))
                 for name, s in (("learned", learned), ("oracle", true), ("response", resp))

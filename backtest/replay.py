@@ -56,6 +56,7 @@ from backtest.market import (
 )
 from backtest.nextitem import CUTOFFS, NextItemEval
 from backtest.progress import Progress
+from backtest.promo_report import PROMO_TOPICS, PromoReplay
 from backtest.report import ScoreTimeline, model_section, write_report
 from online_models.config import HOUR_MS, EngineConfig
 from online_models.dead_letters import dead_letter
@@ -64,6 +65,7 @@ from online_models.erasure import ERASURE
 from online_models.events import AdImpression, Campaign, ClickEvent, OrderEvent
 from online_models.outputs import Output, Recommendation, encode_lines
 from online_models.pipeline import Limits
+from online_models.promotions.offers import PromotionDecision
 from online_models.pseudonyms import Privacy
 from online_models.runner import Runner
 
@@ -203,6 +205,7 @@ def _replay(
     clicks: list[tuple[str, str, int]] = []
     orders: list[Order] = []
     plan = BidPlan(paths, opts.bidsim)
+    promo = PromoReplay(opts.evaluate_from)  # issue 22: promotions, when the input has them
     for cid, budget in plan.handed.items():  # one budget: the engine paces the sim's
         runner.set_campaign(Campaign(campaign_id=cid, daily_budget=budget))
     won_log: list[bool] = []
@@ -218,7 +221,7 @@ def _replay(
         open(out / "dead-letters.jsonl.gz", "wb") as dead_raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=dead_raw, mtime=0) as dead_sink,
     ):
-        chunk: list[Output] = []
+        chunk: list[Output | PromotionDecision] = []
 
         def refused(path: str, number: int, line: bytes, reason: str, detail: str) -> None:
             # The worker's dead-letter record: source = the file, offset = the line.
@@ -230,6 +233,11 @@ def _replay(
             if opts.limit is not None and n >= opts.limit:
                 break
             by_topic[topic] += 1
+            if topic in PROMO_TOPICS:
+                for decision in promo.feed(topic, ev):
+                    out_topics[decision.TOPIC] += 1
+                    chunk.append(decision)
+                continue
             if topic in (CAMPAIGNS, ERASURE):
                 done = runner.feed(topic, ev)  # the same step as the worker's records
                 if topic == ERASURE:  # the worker's erasure-confirmations records
@@ -253,6 +261,7 @@ def _replay(
                     recs.observe(user, ts, [i.item_id for i in ev.items])
                     position = True
                     orders.append(Order(ts, user, float(ev.total or 0.0)))
+                    promo.order(user, ts)
             elif isinstance(ev, AdImpression):
                 # The impression is a bid request: the engine quotes its multiplier, the
                 # bidder wins or loses the auction, and the engine counts as spend only
@@ -356,6 +365,8 @@ def _replay(
             "recommend_cpu_us": cost_summary(rec_cpu_ns),
         },
     }
+    if promo.active:
+        report["promotions"] = promo.section()
     write_report(out / "report.json", report)
     return report
 

@@ -71,6 +71,10 @@ class OfferExposure(UserOffer, kw_only=True, frozen=True):
     TOPIC: ClassVar[str] = "offer-exposures"
 
     treated: bool
+    # What the offer was decided on: the user's features then (profile-derived live; the
+    # market's features in the known-truth market) and the user's RFM segment.
+    features: dict[str, float] = msgspec.field(default_factory=dict)
+    segment: str = ""
     # Known only in the known-truth market: the true uplift of this exposure.
     true_uplift: Uplift | None = None
 
