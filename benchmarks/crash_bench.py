@@ -60,7 +60,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))] if ordered else 0.0
 
 
-def chaos(fleet: Fleet, args: argparse.Namespace, rng: random.Random) -> list[tuple[int, int, int]]:
+def chaos(
+    fleet: Fleet, feeder: Feeder, args: argparse.Namespace, rng: random.Random
+) -> list[tuple[int, int, int]]:
     """The schedule; returns (pid, group generation before, wall ms of the resume) of
     each pause."""
     resumes: list[tuple[int, int, int]] = []
@@ -73,7 +75,7 @@ def chaos(fleet: Fleet, args: argparse.Namespace, rng: random.Random) -> list[tu
         # The next crash once the group has settled: crashes seconds apart keep an eager
         # group rebalancing without end (each costs two rebalances: the new process's
         # join and the dead member's expiry).
-        fleet.wait_processing(victim, timeout_s=120)
+        fleet.wait_processing(victim, timeout_s=120, idle=feeder.done)
     for i in range(args.pauses):
         time.sleep(rng.uniform(4, 9))
         victim = rng.choice(["a", "b"])
@@ -92,7 +94,7 @@ def chaos(fleet: Fleet, args: argparse.Namespace, rng: random.Random) -> list[tu
         time.sleep(rng.uniform(2, 5))
         fleet.act(f"cycle {i + 1}/{args.cycles}: worker b joins")
         fleet.start("b")
-        fleet.wait_processing("b", timeout_s=120)
+        fleet.wait_processing("b", timeout_s=120, idle=feeder.done)
     return resumes
 
 
@@ -177,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         "ECOM_APP_ID": f"ecom-crash-{int(time.time())}",
     }
     # The chaos takes about this long; the records are spread over it.
-    planned_s = args.kills * 22.0 + args.pauses * (args.session_timeout_s * 1.5 + 8.5)
-    planned_s += args.cycles * 25.0
+    planned_s = args.kills * 25.0 + args.pauses * (args.session_timeout_s * 1.5 + 8.5)
+    planned_s += args.cycles * 30.0
     rate = args.rate or max(100.0, len(events) / max(planned_s, 1.0))
     fleet = Fleet(env, run_dir, broker.bootstrap, static=args.static)
     feeder = Feeder(broker.bootstrap, fleet.settings, events, rate, args.partitioner)
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         fleet.wait_ready(timeout_s=120)
         feeder.start()
         fleet.wait_processing_any(timeout_s=120)
-        resumes = chaos(fleet, args, rng)
+        resumes = chaos(fleet, feeder, args, rng)
         feeder.join()
         print(f"[crash] all {feeder.sent} records sent; waiting for the workers", flush=True)
         fleet.wait_caught_up(timeout_s=300, inputs_ended=feeder.finished_at)

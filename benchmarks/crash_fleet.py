@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,10 +173,13 @@ class Fleet:
         if status == 200 and life.ready_at is None:
             life.ready_at = now
 
-    def wait_processing(self, name: str, timeout_s: float) -> None:
+    def wait_processing(
+        self, name: str, timeout_s: float, idle: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Until worker `name` processes a record, or `idle()` (nothing more to read)."""
         life = self.current[name]
         deadline = time.monotonic() + timeout_s
-        while life.first_processed is None and time.monotonic() < deadline:
+        while life.first_processed is None and time.monotonic() < deadline and not idle():
             time.sleep(0.2)
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -307,6 +311,9 @@ class Feeder(threading.Thread):
                     time.sleep(ahead)
         self.producer.flush(60)
         self.finished_at = time.monotonic()
+
+    def done(self) -> bool:
+        return self.finished_at is not None
 
     def stop(self) -> None:
         self._halt.set()

@@ -27,6 +27,7 @@ from streams.faust_fixes.in_order import RESEEK_S
 from streams.faust_fixes.initial_offsets import committed_offsets
 from streams.faust_fixes.install import install as install_faust_fixes
 from streams.faust_fixes.recovery_gate import tables_ready
+from streams.heap_trim import trim as trim_heap
 from streams.metrics import Metrics
 from streams.runtime import Runtime
 from streams.runtime_factory import build_runtime
@@ -82,7 +83,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         settings.app_id,
         broker=";".join(f"kafka://{b}" for b in settings.bootstrap_servers.split(",")),
         broker_credentials=_credentials(settings),
-        store="memory://",
+        store=settings.table_store,
         datadir=settings.data_dir,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -277,6 +278,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     @app.timer(interval=settings.snapshot_every_s)
     async def snapshots() -> None:
         await runtime.snapshots.idle(runtime.engines)
+
+    if settings.heap_trim_s > 0:
+
+        @app.timer(interval=settings.heap_trim_s)
+        async def heap_trim() -> None:
+            trim_heap()
 
     if settings.debug_memory_s > 0:
         from streams.memdebug import install_memory_debug

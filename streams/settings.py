@@ -55,6 +55,10 @@ class Settings:
     web_host: str = text("127.0.0.1")
     web_port: int = within(6066, 1, 65535)
     data_dir: str = text(".run/worker-data")
+    # Where the users table lives: "memory://" (recovered from its changelog at every
+    # start) or "rocksdb://" (on disk under data_dir: a restarted worker reads only the
+    # changelog written since it stopped; needs the rocksdict package).
+    table_store: str = one_of("memory://", "memory://", "rocksdb://")
     # Below a few hundred bytes no real event fits: 256 is the floor, not a target.
     max_message_bytes: int = at_least(64 * 1024, 256)
     # Decoded user states kept in memory (most recently used); the rest are decoded
@@ -98,6 +102,8 @@ class Settings:
     # for every empty topic (up to input_idle_ms): the replay's order exactly.
     input_skip_caught_up: int = flag(1)
     log_level: str = one_of("info", *LOG_LEVELS)
+    # Freed heap pages go back to the OS this often (streams/heap_trim.py); 0: never.
+    heap_trim_s: float = at_least(60.0, 0)
     # > 0: trace allocations and log their growth every this many seconds (diagnosis)
     debug_memory_s: float = at_least(0.0, 0)
     # 1 on brokers whose ListOffsets(latest) is wrong (the embedded Tansu): see end_offsets.py
