@@ -10,14 +10,12 @@ import orjson
 from kafka_harness import read_all
 from live_support import profile_diff
 
+from online_models.outputs import IDENTITY_FIELDS
 from online_models.runner import Runner
 from online_models.state import read_state
 from streams.settings import Settings
 
-# The fields an output id stands for: the record it was made from. A redelivered
-# record recomputed with newer knowledge may change the rest (items, scores,
-# multiplier, model_version); README: same id, first copy wins.
-IDENTITY = ("event_id", "ts", "user_id", "source_event_id", "campaign_id", "key_id", "shard")
+IDENTITY = IDENTITY_FIELDS  # what an output id stands for (online_models/outputs.py)
 WRITER_HEADER = "ecom-writer"  # "<pid>:<group generation>", streams/output_sender.py
 
 

@@ -25,6 +25,13 @@ def stable_id(*parts: str) -> str:
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
 
 
+# What an output id stands for: the record it was made from. All copies of one id
+# carry the same values here; a redelivered record recomputed with newer knowledge may
+# change the rest (items, scores, multiplier, model_version). README: same id, first
+# copy wins.
+IDENTITY_FIELDS = ("event_id", "ts", "user_id", "source_event_id", "campaign_id", "key_id", "shard")
+
+
 class Origin(NamedTuple):
     """The input event behind an output: `event_id` names it to consumers (the output's
     `source_event_id`), `seed` identifies it for output ids: its topic, id and a hash of

@@ -31,14 +31,13 @@ from live_support import (
     stream,
 )
 
+from online_models.outputs import IDENTITY_FIELDS
 from streams.broker import free_port
 
 pytestmark = pytest.mark.integration
 
 KILLS = 3
-# The fields an output id stands for; the rest may differ between the copies of a
-# record redelivered after a crash and recomputed with newer knowledge.
-IDENTITY = ("event_id", "ts", "user_id", "source_event_id", "campaign_id", "key_id", "shard")
+IDENTITY = IDENTITY_FIELDS  # what an id stands for; the rest may differ between copies
 
 
 def generation_of(port: str) -> int:
