@@ -22,13 +22,14 @@ from online_models.pipeline import copy_of
 from streams import __version__
 from streams.campaign_feed import follow_campaigns
 from streams.faust_fixes.event_context import current_event
-from streams.faust_fixes.group_lease import GroupLease
+from streams.faust_fixes.group_lease import GroupLease, coordinator_of
 from streams.faust_fixes.in_order import RESEEK_S
 from streams.faust_fixes.initial_offsets import committed_offsets
 from streams.faust_fixes.install import install as install_faust_fixes
 from streams.faust_fixes.recovery_gate import tables_ready
 from streams.heap_trim import trim as trim_heap
 from streams.metrics import Metrics
+from streams.previous_member import leave_previous, remember
 from streams.runtime import Runtime
 from streams.runtime_factory import build_runtime
 from streams.settings import Settings
@@ -255,6 +256,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         ).items():
             runtime.guard.start(tp, committed)
         mine = {p for _, p in inputs}
+        coordinator = coordinator_of(app)
+        if coordinator is not None and not settings.group_instance_id:
+            remember(settings.data_dir, coordinator.member_id)  # streams/previous_member.py
         await runtime.restore_many(sorted(mine - set(runtime.engines)))
 
     @app.task
@@ -299,6 +303,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         fetch_end_offsets=bool(settings.fetch_end_offsets),
         shutdown_timeout_s=settings.shutdown_timeout_s,
         lease=lease,
+        on_start=None
+        if settings.group_instance_id
+        else lambda: leave_previous(client_kwargs, settings.app_id, settings.data_dir),
     )
     install_web_log_filter()  # a client sending garbage must not flood the log
     log.info("settings: %s", settings.redacted())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -35,9 +35,11 @@ def install(
     fetch_end_offsets: bool,
     shutdown_timeout_s: float,
     lease: group_lease.GroupLease,
+    on_start: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Apply every workaround to `app` (before it starts). Raises UnsupportedVersion on
-    library versions they were not written for; a second call for one app raises."""
+    library versions they were not written for; a second call for one app raises.
+    `on_start`: awaited too before the worker's services start (after the offsets)."""
     require_supported()
     if app in _installed:
         raise RuntimeError("streams.faust_fixes.install called twice for one app")
@@ -51,7 +53,10 @@ def install(
         highwaters.install(app, client_kwargs)
 
     async def before_start() -> object:
-        return await ensure_committed(client_kwargs, app.conf.id, topics, partitions)
+        committed = await ensure_committed(client_kwargs, app.conf.id, topics, partitions)
+        if on_start is not None:
+            await on_start()
+        return committed
 
     # `app.Worker(...)` (public) builds the worker from this setting. (Reading the
     # setting first would make Faust warn that it was reconfigured after use.)
