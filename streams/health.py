@@ -29,7 +29,7 @@ table recovery), the reason says so (`broker_unchecked`) instead of blaming the 
 >>> h.readiness(recovering=False)
 ['stalled:clickstream[0]']
 >>> Health(now_getter=lambda: 0.0).readiness(recovering=True, group="rebalancing")
-['recovering', 'rebalancing', 'broker_unchecked']
+['recovering', 'rebalancing', 'broker_unchecked:never']
 """
 
 from __future__ import annotations
