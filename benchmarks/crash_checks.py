@@ -15,7 +15,6 @@ from online_models.runner import Runner
 from online_models.state import read_state
 from streams.settings import Settings
 
-IDENTITY = IDENTITY_FIELDS  # what an output id stands for (online_models/outputs.py)
 WRITER_HEADER = "ecom-writer"  # "<pid>:<group generation>", streams/output_sender.py
 
 
@@ -72,7 +71,9 @@ def check_outputs(bootstrap: str, s: Settings) -> dict[str, Any]:
             bodies = [b for _, b in versions]
             if any(b != bodies[0] for b in bodies):
                 differing += 1
-            identity = {(p, *(orjson.dumps(b.get(f)) for f in IDENTITY)) for p, b in versions}
+            identity = {
+                (p, *(orjson.dumps(b.get(f)) for f in IDENTITY_FIELDS)) for p, b in versions
+            }
             conflicts += len(identity) > 1
         figures[topic] = {
             "records": sum(len(v) for v in copies.values()),

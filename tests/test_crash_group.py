@@ -37,7 +37,6 @@ from streams.broker import free_port
 pytestmark = pytest.mark.integration
 
 KILLS = 3
-IDENTITY = IDENTITY_FIELDS  # what an id stands for; the rest may differ between copies
 
 
 def generation_of(port: str) -> int:
@@ -146,6 +145,6 @@ def test_kills_pause_and_join_leave_keep_profiles_exact(broker, fast_worker_env,
     conflicts = [
         key
         for key, versions in copies.items()
-        if len({(p, *(orjson.dumps(b.get(f)) for f in IDENTITY)) for p, b in versions}) > 1
+        if len({(p, *(orjson.dumps(b.get(f)) for f in IDENTITY_FIELDS)) for p, b in versions}) > 1
     ]
     assert not conflicts, f"copies of one id stand for different records: {conflicts[:5]}"

@@ -70,10 +70,6 @@ class GroupLease:
             return f"group_session_lapsed:{age:.0f}s"
         return "rebalancing" if self.rejoin_pending() else None
 
-    def age_s(self) -> float | None:
-        """Seconds since the latest renewal began (None: never joined)."""
-        return None if self.renewed_at is None else self.clock() - self.renewed_at
-
 
 def coordinator_of(app: Any) -> Any:
     """The running app's aiokafka group coordinator (None before the consumer starts)."""
