@@ -153,10 +153,9 @@ class Runtime:
         (streams/app.py) so that a silent topic holds the others only input_idle_ms."""
         async with self._applying:
             if not self.order.is_ready():
-                # Admitted while this worker held the partition, and it may not any more
-                # (group_lease.py): nothing held is applied; read again once it may.
-                self.merge.forget({partition})
-                self.order.rewind(partition)
+                # Admitted while this worker held the partition, and it may not now
+                # (group_lease.py): kept, applied by a later release (the idle timer)
+                # once it may; a revocation drops them (`drop`), their new owner reads them.
                 return
             generation = self._generation.get(partition, 0)
             if self.settings.input_skip_caught_up:
